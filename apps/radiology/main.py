@@ -1,0 +1,34 @@
+"""Radiology app: 3D CT and MR models, declared as specs. All behaviour lives in ``lib/medlabel``.
+
+Run: ``monailabel start_server --app apps/radiology --studies demo-data/studies/liver-ct``
+"""
+
+from medlabel.app import medlabel_app
+from medlabel.spec import CTWindow, ModelSpec, NetworkSpec, TrainSpec, ZScore
+
+RadiologyApp = medlabel_app(
+    name="medlabel-radiology",
+    description="3D CT and MR segmentation with continual learning",
+    specs=[
+        ModelSpec(
+            name="liver_ct",
+            description="Liver and liver tumours on contrast CT",
+            labels={"liver": 1, "tumour": 2},
+            spacing_mm=(1.5, 1.5, 1.5),
+            roi_size=(48, 48, 48),
+            intensity=CTWindow(hu_min=-175, hu_max=250),
+            network=NetworkSpec(arch="unet", channels=(16, 32, 64, 128), dropout=0.1),
+            train=TrainSpec(max_epochs=40, learning_rate=3e-3, samples_per_volume=4, batch_size=2),
+        ),
+        ModelSpec(
+            name="brain_mr",
+            description="Brain (intracranial) mask on T1 MR",
+            labels={"brain": 1},
+            spacing_mm=(2.0, 2.0, 2.0),
+            roi_size=(48, 48, 48),
+            intensity=ZScore(),
+            network=NetworkSpec(arch="unet", channels=(16, 32, 64, 128), dropout=0.1),
+            train=TrainSpec(max_epochs=40, learning_rate=3e-3, samples_per_volume=4, batch_size=2),
+        ),
+    ],
+)

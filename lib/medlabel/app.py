@@ -1,0 +1,100 @@
+"""The one ``MONAILabelApp`` every medlabel app uses: it builds all tasks from a list of model specs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from monailabel.config import settings as server_settings
+from monailabel.interfaces.app import MONAILabelApp
+from monailabel.tasks.activelearning.first import First
+from monailabel.tasks.activelearning.random import Random
+
+from medlabel import __version__
+from medlabel.activelearning.uncertainty import MostUncertain, UncertaintyScorer, UncertaintyScoring
+from medlabel.continual.store import ModelStore
+from medlabel.datastore.local import CheckedLocalDatastore
+from medlabel.kinds.registry import KINDS
+from medlabel.server import guard
+from medlabel.spec import AppSettings, ModelSpec, parse_specs
+
+logger = logging.getLogger(__name__)
+
+
+class MedlabelApp(MONAILabelApp):
+    """Parses ``--conf`` once, then builds infer, train, strategy and scoring tasks for each spec.
+
+    Subclass it in ``apps/<app>/main.py`` with a ``SPECS`` list (and a name); nothing else is needed.
+    """
+
+    SPECS: list[ModelSpec] = []
+    NAME = "medlabel"
+    DESCRIPTION = ""
+
+    def __init__(self, app_dir: str, studies: str, conf: dict[str, str]):
+        self.settings = AppSettings.from_conf(conf or {})
+        self.specs = parse_specs(list(self.SPECS), self.settings.models)
+        model_dir = self.settings.model_dir or Path(app_dir) / "model"
+        self.stores = {s.name: ModelStore(model_dir, s) for s in self.specs}
+        self.predictors = {s.name: KINDS[s.kind].predictor(self.stores[s.name]) for s in self.specs}
+        self.scorer = self._scorer()
+        super().__init__(app_dir, studies, conf, name=self.NAME, description=self.DESCRIPTION, version=__version__)
+        # Scores are computed on demand by the uncertainty strategy (cached per model version), not by a
+        # background process that would compete with inference for the CPU at every start.
+        self._auto_update_scoring = False
+        guard.install(self._catalogue())
+
+    def _catalogue(self) -> guard.Catalogue:
+        store = self.datastore()
+        exists = store.has_image if isinstance(store, CheckedLocalDatastore) else (lambda _id: None)
+        return guard.Catalogue(
+            models=lambda: set(self._infers),
+            trainers=lambda: set(self._trainers),
+            strategies=lambda: set(self._strategies),
+            scoring=lambda: set(self._scoring_methods),
+            image_exists=exists,
+            max_upload_bytes=self.settings.max_upload_mb << 20,
+        )
+
+    def init_datastore(self):
+        if self.studies.startswith(("http://", "https://")):
+            return super().init_datastore()
+        return CheckedLocalDatastore(
+            self.studies,
+            extensions=server_settings.MONAI_LABEL_DATASTORE_FILE_EXT,
+            auto_reload=server_settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
+            read_only=server_settings.MONAI_LABEL_DATASTORE_READ_ONLY,
+        )
+
+    def init_infers(self) -> dict[str, Any]:
+        return {s.name: KINDS[s.kind].infer(self.predictors[s.name], self.settings) for s in self.specs}
+
+    def init_trainers(self) -> dict[str, Any]:
+        return {s.name: KINDS[s.kind].train(self.stores[s.name], self.settings) for s in self.specs}
+
+    def _scorer(self) -> UncertaintyScorer | None:
+        """Uncertainty under the first segmentation model (the one active learning serves)."""
+        seg = [s for s in self.specs if s.kind == "segmentation"]
+        if not seg:
+            return None
+        return UncertaintyScorer(self.predictors[seg[0].name], self.settings.uncertainty_samples, self.settings.device)
+
+    def init_strategies(self) -> dict[str, Any]:
+        strategies: dict[str, Any] = {"random": Random(), "first": First()}
+        if self.scorer:
+            strategies["uncertainty"] = MostUncertain(self.scorer)
+        return strategies
+
+    def init_scoring_methods(self) -> dict[str, Any]:
+        return {"uncertainty": UncertaintyScoring(self.scorer)} if self.scorer else {}
+
+
+def medlabel_app(name: str, specs: list[ModelSpec], description: str = "") -> type[MedlabelApp]:
+    """The app class for ``main.py``: a ``MedlabelApp`` serving ``specs``.
+
+    monailabel picks the class in ``main.py`` whose *direct* bases include one named ``MONAILabelApp``,
+    so the class made here lists it explicitly, and ``main.py`` need not import ``MedlabelApp`` at all.
+    """
+    attrs = {"SPECS": list(specs), "NAME": name, "DESCRIPTION": description, "__doc__": description}
+    return type("App", (MedlabelApp, MONAILabelApp), attrs)

@@ -1,0 +1,115 @@
+"""monailabel's local datastore with checked labels and atomic writes.
+
+A label is accepted only when it is a readable image of its image's voxel size with non-negative
+integer values; it reaches its final path by ``os.replace`` of a finished temp file, and the datastore's
+JSON index is rewritten the same way, so a crash mid-write leaves the previous state intact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+from filelock import FileLock
+from monailabel.datastore.local import DataModel, LocalDatastore
+
+from medlabel.errors import BadRequest, NotFound
+from medlabel.server.guard import check_image_id
+
+logger = logging.getLogger(__name__)
+
+
+def image_size(path: str) -> tuple[int, ...]:
+    """Voxel size (i, j, k) of an image file from its header alone."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    reader.ReadImageInformation()
+    return tuple(reader.GetSize())
+
+
+def check_label_file(label_path: str, image_path: str, image_id: str) -> None:
+    """Raises ``BadRequest`` naming the problem unless the file is a label that fits the image."""
+    try:
+        label = sitk.ReadImage(label_path)
+    except RuntimeError:
+        raise BadRequest(f"the label for '{image_id}' is not a readable image (NIfTI or NRRD expected)") from None
+    size, expected = tuple(label.GetSize()), image_size(image_path)
+    if label.GetNumberOfComponentsPerPixel() != 1 or size != expected:
+        raise BadRequest(
+            f"the label for '{image_id}' has voxel size {size} with {label.GetNumberOfComponentsPerPixel()} "
+            f"component(s); its image has {expected} with 1: send a single-channel labelmap on the image's grid"
+        )
+    values = sitk.GetArrayViewFromImage(label)
+    if values.size and (values.min() < 0 or not np.all(np.mod(values, 1) == 0)):
+        raise BadRequest(f"the label for '{image_id}' must hold non-negative integer label ids")
+
+
+class CheckedLocalDatastore(LocalDatastore):
+    """Local studies folder whose labels are validated and written atomically."""
+
+    def get_image_uri(self, image_id: str) -> str:
+        check_image_id(image_id)
+        return super().get_image_uri(image_id)
+
+    def has_image(self, image_id: str) -> bool:
+        return image_id in self._datastore.objects
+
+    def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
+        check_image_id(image_id)
+        check_image_id(label_tag, "label tag")
+        obj = self._datastore.objects.get(image_id)
+        if not obj:
+            raise NotFound(f"image '{image_id}' is not in the datastore")
+        check_label_file(label_filename, self.get_image_uri(image_id), image_id)
+
+        _, ext = self._to_id(os.path.basename(label_filename))
+        label_dir = self._datastore.label_path(label_tag)
+        name = self._filename(image_id, ext)
+        with FileLock(self._lock_file):
+            os.makedirs(label_dir, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=label_dir, prefix=f".{name}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                shutil.copyfile(label_filename, tmp)
+                os.replace(tmp, os.path.join(label_dir, name))
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            previous = obj.labels.get(label_tag)
+            if previous is not None and previous.ext != ext:  # same label in another format: drop the stale file
+                stale = os.path.join(label_dir, self._filename(image_id, previous.ext))
+                if os.path.exists(stale):
+                    os.unlink(stale)
+            info = dict(label_info or {})
+            info.update({"ts": int(time.time()), "name": name})
+            obj.labels[label_tag] = DataModel(info=info, ext=ext)
+            self._update_datastore_file(lock=False)
+        logger.info(f"label saved: {image_id} [{label_tag}] as {name}")
+        return image_id
+
+    def _update_datastore_file(self, lock: bool = True) -> None:
+        """Same content as monailabel's, written to a temp file and renamed over the index."""
+
+        def write() -> None:
+            self._ignore_event_config = True
+            path = self._datastore_config_path
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".datastore.", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(self._datastore.model_dump(exclude={"base_path"}), indent=2, default=str))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            self._config_ts = os.stat(path).st_mtime
+
+        if lock:
+            with FileLock(self._lock_file):
+                write()
+        else:
+            write()

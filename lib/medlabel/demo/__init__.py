@@ -1,0 +1,1 @@
+"""Demo studies built offline from real images that ship inside installed packages."""

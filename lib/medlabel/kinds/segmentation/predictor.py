@@ -1,0 +1,102 @@
+"""Loads a segmentation model's serving weights and turns an image file into class probabilities.
+
+Shared by inference, uncertainty scoring and evaluation, so all three see exactly the same
+pre-processing and network. Weights are reloaded when the model store publishes new ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import torch
+from monai.data import MetaTensor
+from monai.inferers import sliding_window_inference
+
+from medlabel.continual.store import ModelStore
+from medlabel.errors import BadRequest
+from medlabel.kinds.segmentation.network import build_network, dropout_modules
+from medlabel.kinds.segmentation.transforms import infer_transforms
+from medlabel.runtime import autocast
+
+logger = logging.getLogger(__name__)
+
+
+class Predictor:
+    """One model's network, pre-processing and sliding-window inference."""
+
+    def __init__(self, store: ModelStore):
+        self.store = store
+        self.spec = store.spec
+        self._pre = infer_transforms(self.spec)
+        self._lock = threading.Lock()
+        self._network: torch.nn.Module | None = None
+        self._stamp: object = object()
+        self.version: int = 0
+
+    def network(self, device: torch.device) -> torch.nn.Module:
+        """The network with the newest published weights, on ``device``, in eval mode."""
+        with self._lock:
+            stamp = self.store.serving_stamp()
+            if self._network is None or stamp != self._stamp:
+                network = build_network(self.spec)
+                checkpoint = self.store.load_serving()
+                if checkpoint is not None:
+                    network.load_state_dict(checkpoint["model"])
+                    self.version = int(checkpoint.get("info", {}).get("version", 0))
+                else:
+                    self.version = 0
+                    logger.warning(f"model '{self.spec.name}' has no trained weights yet: serving its initialisation")
+                self._network, self._stamp = network, stamp
+            self._network.to(device).eval()
+            return self._network
+
+    def preprocess(self, image_path: str) -> MetaTensor:
+        """(1, X, Y, Z) float32 on the model grid, with ``original_affine`` and ``spatial_shape`` in meta."""
+        try:
+            return self._pre({"image": image_path})["image"]
+        except Exception as e:  # a corrupt or non-image file surfaces here, deep in a reader
+            raise BadRequest(f"cannot read '{image_path.rsplit('/', 1)[-1]}' as a 3D image: {_root_cause(e)}") from e
+
+    @torch.no_grad()
+    def logits(self, image: torch.Tensor, network: torch.nn.Module, device: torch.device) -> torch.Tensor:
+        """(C, X, Y, Z) logits for a (1, X, Y, Z) image by Gaussian-weighted sliding windows."""
+        with autocast(device):
+            out = sliding_window_inference(
+                image[None].to(device),
+                roi_size=self.spec.roi_size,
+                sw_batch_size=2,
+                predictor=network,
+                overlap=0.25,
+                mode="gaussian",
+            )
+        return out[0].float()
+
+    def probabilities(self, image: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """(C, X, Y, Z) softmax probabilities from the serving weights."""
+        return torch.softmax(self.logits(image, self.network(device), device), dim=0)
+
+    def sampled_probabilities(self, image: torch.Tensor, device: torch.device, samples: int) -> torch.Tensor:
+        """Mean of ``samples`` stochastic predictions: MC dropout, or flip test-time augmentation without dropout."""
+        network = self.network(device)
+        drops = dropout_modules(network)
+        total = None
+        try:
+            for s in range(samples):
+                if drops:
+                    for m in drops:
+                        m.train()
+                    p = torch.softmax(self.logits(image, network, device), 0)
+                else:
+                    axis = 1 + s % 3
+                    p = torch.softmax(self.logits(image.flip(axis), network, device), 0).flip(axis)
+                total = p if total is None else total + p
+        finally:
+            network.eval()
+        return total / samples
+
+
+def _root_cause(e: BaseException) -> str:
+    while e.__cause__ is not None:
+        e = e.__cause__
+    return str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__

@@ -1,0 +1,161 @@
+"""Segmentation training on monailabel's engine path (ignite, DDP on several GPUs, AMP on CUDA).
+
+Fine-tunes from the serving weights, validates Dice per label on a split that depends only on image
+ids, and publishes the best-validation weights atomically through the model store when it ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from pathlib import Path
+
+import torch
+from ignite.engine import Events
+from monai.handlers import LrScheduleHandler, MeanDice, from_engine
+from monai.inferers import SlidingWindowInferer
+from monai.losses import DiceCELoss
+from monai.transforms import Activationsd, AsDiscreted, EnsureTyped
+from monailabel.tasks.train.basic_train import BasicTrainTask, Context
+from monailabel.tasks.train.handler import prepare_stats
+
+from medlabel.continual.store import ModelStore, atomic_write_json
+from medlabel.kinds.segmentation.network import build_network
+from medlabel.kinds.segmentation.transforms import train_transforms, val_transforms
+from medlabel.spec import AppSettings
+
+logger = logging.getLogger(__name__)
+
+
+def split_by_id(datalist: list[dict], val_fraction: float) -> tuple[list[dict], list[dict]]:
+    """Deterministic train/validation split: the images whose id hashes lowest are validation.
+
+    Depends only on the ids present, never on order or a random seed, so a model and its successor are
+    compared on the same images. At least one validation image once there are two or more.
+    """
+    if len(datalist) < 2 or val_fraction <= 0:
+        return list(datalist), []
+    ranked = sorted(datalist, key=lambda d: hashlib.sha1(Path(d["image"]).name.encode()).hexdigest())
+    n_val = min(len(ranked) - 1, max(1, math.floor(len(ranked) * val_fraction + 0.5)))
+    val = ranked[:n_val]
+    return [d for d in datalist if d not in val], val
+
+
+def _label_channel(index: int):
+    """Output transform selecting background and one label channel, so MeanDice gives that label's Dice."""
+
+    def select(output):
+        preds, labels = from_engine(["pred", "label"])(output)
+        return [p[[0, index]] for p in preds], [t[[0, index]] for t in labels]
+
+    return select
+
+
+class SegmentationTrain(BasicTrainTask):
+    """Dice + cross-entropy fine-tuning of one segmentation spec."""
+
+    def __init__(self, store: ModelStore, settings: AppSettings):
+        self.store = store
+        self.spec = store.spec
+        t = self.spec.train
+        super().__init__(
+            model_dir=str(store.train_dir),
+            description=f"Fine-tune '{self.spec.name}' on the datastore's final labels",
+            config={
+                "max_epochs": settings.max_epochs or t.max_epochs,
+                "learning_rate": t.learning_rate,
+                "train_batch_size": t.batch_size,
+                "val_batch_size": 1,
+                "val_split": t.val_fraction,
+                "dataset": "CacheDataset",
+                "dataloader": "DataLoader",
+                "tracking": "None",
+                "device": "cuda" if torch.cuda.is_available() else "cpu",
+            },
+            amp=torch.cuda.is_available(),
+            labels=self.spec.labels,
+            n_saved=1,
+            train_save_interval=10**9,
+            tracking=None,
+        )
+
+    def network(self, context: Context):
+        return build_network(self.spec)
+
+    def optimizer(self, context: Context):
+        lr = float(context.request.get("learning_rate", self.spec.train.learning_rate))
+        return torch.optim.AdamW(context.network.parameters(), lr=lr, weight_decay=1e-5)
+
+    def loss_function(self, context: Context):
+        return DiceCELoss(to_onehot_y=True, softmax=True, squared_pred=True)
+
+    def lr_scheduler_handler(self, context: Context):
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(context.optimizer, T_max=max(1, context.max_epochs))
+        return LrScheduleHandler(cosine, print_lr=False)
+
+    def load_path(self, output_dir, pretrained=True):
+        """Always start from the serving weights (fine-tuning), never from a stale run folder."""
+        path = self.store.serving_path
+        return str(path) if pretrained and path.exists() else None
+
+    def train_pre_transforms(self, context: Context):
+        return train_transforms(self.spec)
+
+    def val_pre_transforms(self, context: Context):
+        return val_transforms(self.spec)
+
+    def train_post_transforms(self, context: Context):
+        n = self.spec.num_classes
+        return [
+            EnsureTyped(keys="pred", dtype=torch.float32),
+            Activationsd(keys="pred", softmax=True),
+            AsDiscreted(keys=("pred", "label"), argmax=(True, False), to_onehot=(n, n)),
+        ]
+
+    def val_inferer(self, context: Context):
+        return SlidingWindowInferer(roi_size=self.spec.roi_size, sw_batch_size=2, overlap=0.25, mode="gaussian")
+
+    def val_additional_metrics(self, context: Context):
+        return {
+            f"val_dice_{name}": MeanDice(output_transform=_label_channel(idx), include_background=False)
+            for name, idx in self.spec.labels.items()
+        }
+
+    def partition_datalist(self, context: Context, shuffle=False):
+        train, val = split_by_id(context.datalist, float(context.request.get("val_split", 0.0)))
+        logger.info(f"training on {len(train)} labelled images, validating on {len(val)}")
+        return train, val
+
+    def finalize(self, context: Context):
+        """Publish once, at the end, the checkpoint with the best key metric (validation when present)."""
+        if context.local_rank != 0:
+            return
+
+        def publish(engine):
+            best = Path(context.output_dir) / self._key_metric_filename
+            if not best.exists():
+                logger.warning("training produced no checkpoint; serving model unchanged")
+                return
+            stats = prepare_stats(context.start_ts, context.trainer, context.evaluator)
+            previous = self.store.load_serving()
+            version = int(previous["info"].get("version", 0)) + 1 if previous else 1
+            saved = torch.load(best, map_location="cpu", weights_only=True)
+            weights = saved["model"] if isinstance(saved.get("model"), dict) else saved  # ignite unwraps one object
+            info = {
+                "version": version,
+                "best_metric": stats.get("best_metric"),
+                "labelled_images": len(context.datalist),
+                "epochs": stats.get("epoch"),
+            }
+            self.store.publish(weights, info)
+            atomic_write_json(Path(self._stats_path), json.loads(json.dumps({**stats, **info}, default=str)))
+            logger.info(f"published '{self.spec.name}' version {version}: {info}")
+
+        context.trainer.add_event_handler(Events.COMPLETED, publish)
+
+    def __call__(self, request, datastore):
+        run_dir = Path(self._model_dir) / str(request.get("name", self._config["name"]))
+        (run_dir / self._key_metric_filename).unlink(missing_ok=True)  # never publish a previous run's best
+        return super().__call__(request, datastore)

@@ -1,0 +1,122 @@
+"""Checks every client request's ids and size before monailabel's endpoints see it.
+
+The stock endpoints answer an unknown model or strategy with HTTP 500, treat an image id that happens to
+be an existing server path as that path, and accept uploads of any size. This ASGI layer sits inside
+Starlette's exception middleware (installed on the router at start-up, see ``install``), so its
+``MedlabelError``s become 4xx responses with a message, and the endpoints only ever see valid input.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import parse_qs
+
+from medlabel.errors import BadRequest, NotFound, PayloadTooLarge
+
+logger = logging.getLogger(__name__)
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$")
+ID_PARAMS = ("image", "label", "id")
+
+
+def check_image_id(value: str, what: str = "image id") -> str:
+    """An id that names a datastore entry and can never name a path (no separators, no '..')."""
+    if not ID_PATTERN.fullmatch(value) or ".." in value:
+        raise BadRequest(
+            f"{what} '{value[:80]}' is not allowed: use letters, digits, '.', '_' and '-' only "
+            "(no path separators or '..')"
+        )
+    return value
+
+
+@dataclass
+class Catalogue:
+    """What the guard checks names against; callables so it always sees the app's current state."""
+
+    models: Callable[[], set[str]]
+    trainers: Callable[[], set[str]]
+    strategies: Callable[[], set[str]]
+    scoring: Callable[[], set[str]]
+    image_exists: Callable[[str], bool | None] = field(default=lambda _id: None)
+    max_upload_bytes: int = 1 << 30
+
+
+class RequestGuard:
+    """ASGI middleware: validates path names, id parameters and body size, then calls the endpoints."""
+
+    def __init__(self, app, catalogue: Catalogue):
+        self.app = app
+        self.catalogue = catalogue
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        self._check_names(scope["method"], scope["path"].rstrip("/"))
+        self._check_ids(scope["path"], parse_qs(scope.get("query_string", b"").decode(errors="replace")))
+        return await self.app(scope, self._limited(scope, receive), send)
+
+    def _check_names(self, method: str, path: str) -> None:
+        parts = path.strip("/").split("/")
+        if len(parts) != 2:
+            return
+        group, name = parts
+        c = self.catalogue
+        known = {
+            ("infer", "POST"): (c.models, "model"),
+            ("train", "POST"): (c.trainers, "trainer"),
+            ("activelearning", "POST"): (c.strategies, "active-learning strategy"),
+            ("scoring", "POST"): (c.scoring, "scoring method"),
+        }.get((group, method))
+        if known is None:
+            return
+        names, what = known
+        available = names()
+        if name not in available:
+            raise NotFound(f"unknown {what} '{name[:80]}'; this app has: {', '.join(sorted(available)) or 'none'}")
+
+    def _check_ids(self, path: str, query: dict[str, list[str]]) -> None:
+        for key in ID_PARAMS:
+            for value in query.get(key, []):
+                if not value:
+                    continue
+                check_image_id(value, f"{key} id")
+                # PUT /datastore/image names a new image; everywhere else the image must exist
+                if key == "image" and path.rstrip("/") != "/datastore/image" and self.catalogue.image_exists(value) is False:
+                    raise NotFound(f"image '{value}' is not in the datastore")
+
+    def _limited(self, scope, receive):
+        limit = self.catalogue.max_upload_bytes
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(f"upload of {int(length)} bytes exceeds the limit of {limit} bytes (--conf max_upload_mb)")
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLarge(f"upload exceeds the limit of {limit} bytes (--conf max_upload_mb)")
+            return message
+
+        return counted
+
+
+def install(catalogue: Catalogue) -> bool:
+    """Wraps the running monailabel server's router with the guard; False outside the server process."""
+    import sys
+
+    server = sys.modules.get("monailabel.app")
+    if server is None:
+        return False
+    router = server.app.router
+    if not isinstance(router.middleware_stack, RequestGuard):
+        router.middleware_stack = RequestGuard(router.middleware_stack, catalogue)
+    else:
+        router.middleware_stack.catalogue = catalogue
+    logger.info("request guard installed")
+    return True

@@ -1,0 +1,107 @@
+"""Shared fixtures: real demo data built once per run, and real monailabel servers started by PID."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    """The demo studies built from the real packaged images (the same code as ``python -m medlabel.demo``)."""
+    from medlabel.demo.build import build
+
+    out = tmp_path_factory.mktemp("demo")
+    build(out)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A real ``monailabel start_server`` subprocess on 127.0.0.1, stopped by PID."""
+
+    def __init__(self, app: str, studies: Path, workdir: Path, conf: dict[str, str]):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"server-{self.port}.log"
+        self.model_dir = workdir / "models"
+        args = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(REPO / "apps" / app),
+                "--studies", str(studies), "--host", "127.0.0.1", "--port", str(self.port),
+                "--conf", "model_dir", str(self.model_dir)]
+        for k, v in conf.items():
+            args += ["--conf", k, v]
+        env = dict(os.environ, MONAI_LABEL_TRACKING_ENABLED="false", MONAI_LABEL_SESSION_PATH=str(workdir / "sessions"))
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 120) -> Server:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_text()[-3000:]}")
+            try:
+                if requests.get(f"{self.url}/info/", timeout=5).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"server did not answer in {timeout}s:\n{self.log_text()[-3000:]}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # also ends training children
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Factory: ``start_server(app, studies, **conf)`` copies the studies and returns a ready ``Server``."""
+    started: list[Server] = []
+
+    def start(app: str, studies: Path, wait: bool = True, **conf: str) -> Server:
+        copy = tmp_path / f"studies-{len(started)}"
+        shutil.copytree(studies, copy)
+        server = Server(app, copy, tmp_path, conf)
+        started.append(server)
+        return server.wait_ready() if wait else server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def slicer_client_class():
+    """``MONAILabelClient`` from the 3D Slicer module's own file shipped in the monailabel wheel's data files."""
+    import importlib.util
+
+    path = Path(sys.prefix) / "monailabel/plugins/slicer/MONAILabel/MONAILabelLib/client.py"
+    assert path.exists(), f"the Slicer module's client is missing at {path}"
+    spec = importlib.util.spec_from_file_location("slicer_monailabel_client", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
