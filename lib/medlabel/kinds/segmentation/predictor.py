@@ -56,7 +56,8 @@ class Predictor:
         try:
             return self._pre({"image": image_path})["image"]
         except Exception as e:  # a corrupt or non-image file surfaces here, deep in a reader
-            raise BadRequest(f"cannot read '{image_path.rsplit('/', 1)[-1]}' as a 3D image: {_root_cause(e)}") from e
+            cause = _root_cause(e).replace(image_path, "the file")  # no server paths in client messages
+            raise BadRequest(f"cannot read the image as a 3D volume (NIfTI, NRRD or DICOM expected): {cause}") from e
 
     @torch.no_grad()
     def logits(self, image: torch.Tensor, network: torch.nn.Module, device: torch.device) -> torch.Tensor:
