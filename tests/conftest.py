@@ -39,6 +39,7 @@ class Server:
     def __init__(self, app: str, studies: Path, workdir: Path, conf: dict[str, str]):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.studies = studies
         self.log_path = workdir / f"server-{self.port}.log"
         self.model_dir = workdir / "models"
         args = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(REPO / "apps" / app),
@@ -66,6 +67,11 @@ class Server:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def kill(self) -> None:
+        """A crash: SIGKILL to the server and its training child, no clean-up of any kind."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)  # also ends training children
@@ -79,12 +85,18 @@ class Server:
 
 @pytest.fixture
 def start_server(tmp_path):
-    """Factory: ``start_server(app, studies, **conf)`` copies the studies and returns a ready ``Server``."""
+    """Factory: ``start_server(app, studies, **conf)`` copies the studies and returns a ready ``Server``.
+
+    ``reuse=True`` serves the given folder as it is (to restart a server on the same studies and models).
+    """
     started: list[Server] = []
 
-    def start(app: str, studies: Path, wait: bool = True, **conf: str) -> Server:
-        copy = tmp_path / f"studies-{len(started)}"
-        shutil.copytree(studies, copy)
+    def start(app: str, studies: Path, wait: bool = True, reuse: bool = False, **conf: str) -> Server:
+        if reuse:
+            copy = studies
+        else:
+            copy = tmp_path / f"studies-{len(started)}"
+            shutil.copytree(studies, copy)
         server = Server(app, copy, tmp_path, conf)
         started.append(server)
         return server.wait_ready() if wait else server

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +12,16 @@ from monailabel.config import settings as server_settings
 from monailabel.interfaces.app import MONAILabelApp
 from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
+from monailabel.utils.async_tasks.utils import tasks as background_tasks
 
 from medlabel import __version__
 from medlabel.activelearning.uncertainty import MostUncertain, UncertaintyScorer, UncertaintyScoring
 from medlabel.continual.store import ModelStore
+from medlabel.continual.trigger import RetrainTrigger
 from medlabel.datastore.local import CheckedLocalDatastore
 from medlabel.kinds.registry import KINDS
 from medlabel.server import guard
+from medlabel.server.routes import build_router
 from medlabel.spec import AppSettings, ModelSpec, parse_specs
 
 logger = logging.getLogger(__name__)
@@ -43,7 +48,54 @@ class MedlabelApp(MONAILabelApp):
         # Scores are computed on demand by the uncertainty strategy (cached per model version), not by a
         # background process that would compete with inference for the CPU at every start.
         self._auto_update_scoring = False
-        guard.install(self._catalogue())
+        store = self.datastore()
+        self.label_history = store.history if isinstance(store, CheckedLocalDatastore) else None
+        self.trigger = RetrainTrigger(
+            state_file=Path(model_dir) / "continual.json",
+            retrain_after=self.settings.retrain_after,
+            stores=self.stores,
+            count_final_labels=self._count_final_labels,
+            queue=lambda models: self.async_training(models, enqueue=True),
+            waiting=lambda: any(t.get("status") == "SUBMITTED" for t in background_tasks("train")),
+        )
+        guard.install(self._catalogue(), build_router(self))
+
+    def _count_final_labels(self) -> int:
+        if self.label_history is not None:
+            return self.label_history.count("final")
+        return len(self.datastore().get_labeled_images())
+
+    def on_init_complete(self):
+        super().on_init_complete()
+        self.trigger.resume()
+
+    def on_save_label(self, image_id: str, label_id: str) -> dict:
+        """Counts the label towards server-side retraining; the answer tells the client what happened."""
+        super().on_save_label(image_id, label_id)
+        return self.trigger.on_label_saved()
+
+    def infer(self, request, datastore=None):
+        """Runs monailabel's infer, then notes which model version predicted the image.
+
+        A label submitted later for the image is recorded as correcting that prediction.
+        """
+        result = super().infer(request, datastore)
+        params, image_id = result.get("params") or {}, request.get("image")
+        store = self.datastore()
+        if "model_version" in params and isinstance(store, CheckedLocalDatastore) and store.has_image(str(image_id)):
+            prediction = {"model": params.get("model"), "model_version": params["model_version"], "ts": int(time.time())}
+            store.update_image_info(str(image_id), {"last_prediction": prediction})
+        return result
+
+    def info(self):
+        """monailabel's info plus each model's serving version and version history, and the retrain status."""
+        meta = super().info()
+        for name, model in meta.get("models", {}).items():
+            if name in self.stores:
+                model["version"] = self.stores[name].serving_version()
+                model["versions"] = [asdict(r) for r in self.stores[name].records()]
+        meta["continual"] = self.trigger.status()
+        return meta
 
     def _catalogue(self) -> guard.Catalogue:
         store = self.datastore()

@@ -65,6 +65,7 @@ class TrainSpec(_Frozen):
     """Fine-tuning schedule; sized for a few labelled volumes on a CPU (see README, 'Planning')."""
 
     max_epochs: int = Field(40, ge=1)
+    iterations_per_epoch: int = Field(20, ge=1)  # batches per epoch, however few the labelled images
     learning_rate: float = Field(3e-3, gt=0)
     samples_per_volume: int = Field(4, ge=1)
     batch_size: int = Field(2, ge=1)
@@ -132,6 +133,7 @@ class AppSettings(_Frozen):
     max_epochs: int | None = Field(None, ge=1)
     uncertainty_samples: int = Field(4, ge=2, le=16)
     max_upload_mb: int = Field(1024, ge=1)
+    retrain_after: int = Field(4, ge=0)  # new final labels that queue a training; 0 disables
     server_mode: bool = False  # set by monailabel itself
 
     @field_validator("models", mode="before")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +11,10 @@ import SimpleITK as sitk
 
 pytestmark = pytest.mark.system
 
-TRAIN = ["lits117_subvolume_x1y0z0", "lits117_subvolume_x0y1z0", "lits117_subvolume_x1y0z1", "lits117_subvolume_x1y1z1"]
-HELD_OUT = ["lits117_subvolume_x0y0z0", "lits117_subvolume_x1y1z0"]
-
-
-def liver_dice(result: str, truth: Path) -> float:
-    """Dice of the whole liver (liver and tumour ids) between a result file and the ground truth."""
-    pred = sitk.GetArrayFromImage(sitk.ReadImage(result)) >= 1
-    ref = sitk.GetArrayFromImage(sitk.ReadImage(str(truth))) >= 1
-    return float(2 * (pred & ref).sum() / max(1, pred.sum() + ref.sum()))
+# The validation image is the labelled one whose id hashes lowest (x0y0z0 here: a quarter of it is liver);
+# the held-out images are never labelled.
+TRAIN = ["lits117_subvolume_x0y0z0", "lits117_subvolume_x1y0z0", "lits117_subvolume_x0y1z0", "lits117_subvolume_x0y0z1"]
+HELD_OUT = ["lits117_subvolume_x1y1z0", "lits117_subvolume_x1y0z1"]
 
 
 def same_grid(result: str, image: Path) -> bool:
@@ -33,19 +27,10 @@ def same_grid(result: str, image: Path) -> bool:
     )
 
 
-def wait_for_training(client, timeout: float = 900) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        status = client.train_status()
-        if status.get("status") not in ("SUBMITTED", "QUEUED", "RUNNING"):
-            return status
-        time.sleep(2)
-    raise TimeoutError("training did not finish")
-
-
-def test_slicer_client_loop_learns_liver(demo_data, start_server, slicer_client_class, tmp_path):
+def test_slicer_client_loop_learns_liver(demo_data, start_server, slicer_client_class, tmp_path, liver_dice,
+                                         wait_for_training):
     studies, truth = demo_data / "studies" / "liver-ct", demo_data / "groundtruth" / "liver-ct"
-    server = start_server("radiology", studies, models="liver_ct")
+    server = start_server("radiology", studies, models="liver_ct", retrain_after="0")
     client = slicer_client_class.MONAILabelClient(server.url, tmpdir=str(tmp_path), client_id="test-annotator")
 
     info = client.info()
@@ -53,7 +38,7 @@ def test_slicer_client_loop_learns_liver(demo_data, start_server, slicer_client_
     assert info["models"]["liver_ct"]["type"] == "segmentation"
 
     first = client.next_sample("first", {})
-    assert first["id"] == sorted(TRAIN + HELD_OUT + ["lits117_subvolume_x0y0z1", "lits117_subvolume_x0y1z1"])[0]
+    assert first["id"] == sorted(p.name.removesuffix(".nii.gz") for p in studies.glob("*.nii.gz"))[0]
 
     def infer_dice(image_id: str) -> float:
         result, params = client.infer("liver_ct", image_id, {"result_extension": ".nrrd", "result_dtype": "uint8"})
@@ -72,18 +57,23 @@ def test_slicer_client_loop_learns_liver(demo_data, start_server, slicer_client_
         assert saved["label"] == image_id
     assert client.datastore()["objects"][TRAIN[0]]["labels"]["final"]["info"]["label_info"] == label_info
 
-    client.train_start("liver_ct", {"max_epochs": 30})
+    client.train_start("liver_ct", {"max_epochs": 12, "iterations_per_epoch": 20})
     status = wait_for_training(client)
     assert status["status"] == "DONE", status
     stats = json.loads((server.model_dir / "liver_ct" / "train" / "train_stats.json").read_text())
-    assert stats["version"] == 1 and stats["labelled_images"] == 4
+    assert stats["version"] == 1 and stats["labelled_images"] == 4 and stats["gate"]["promoted"], stats["gate"]
     assert {"val_dice_liver", "val_dice_tumour"} <= set(stats["eval"]["metrics"])  # validation Dice per label
 
     after = {i: infer_dice(i) for i in HELD_OUT}
     print(f"held-out liver Dice before {before} after {after}")
-    assert np.mean(list(after.values())) > np.mean(list(before.values())) + 0.25
-    assert min(after.values()) > 0.6
+    # the untrained model already overlaps these liver-rich octants by chance (Dice about 0.67)
+    assert np.mean(list(after.values())) > np.mean(list(before.values())) + 0.1
+    assert min(after.values()) > 0.78
 
     # the strategy now ranks the remaining unlabeled images under the trained model
     picked = client.next_sample("uncertainty", {})
     assert picked["id"] not in TRAIN and picked["uncertainty_liver_ct"]["version"] == 1
+    objects = client.datastore()["objects"]
+    scores = {i: o["image"]["info"]["uncertainty_liver_ct"]["score"] for i, o in objects.items() if i not in TRAIN}
+    assert len(scores) == 4 and picked["id"] == max(scores, key=scores.get)  # the top one, not one past top-k
+    assert len(set(scores.values())) == 4  # real, distinct scores

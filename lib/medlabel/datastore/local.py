@@ -1,6 +1,7 @@
-"""monailabel's local datastore with checked labels and atomic writes.
+"""monailabel's local datastore with checked, versioned labels and atomic writes.
 
-A label is accepted only when it is a readable image of its image's voxel size with non-negative
+Every accepted label becomes a new version in the label history; the ``final`` file monailabel trains
+on is the newest version. A label is accepted only when it is a readable image of its image's voxel size with non-negative
 integer values; it reaches its final path by ``os.replace`` of a finished temp file, and the datastore's
 JSON index is rewritten the same way, so a crash mid-write leaves the previous state intact.
 """
@@ -10,9 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,8 @@ import SimpleITK as sitk
 from filelock import FileLock
 from monailabel.datastore.local import DataModel, LocalDatastore
 
+from medlabel.atomic import atomic_copy, atomic_write_bytes
+from medlabel.datastore.history import LabelHistory
 from medlabel.errors import BadRequest, NotFound
 from medlabel.server.guard import check_image_id
 
@@ -52,7 +54,11 @@ def check_label_file(label_path: str, image_path: str, image_id: str) -> None:
 
 
 class CheckedLocalDatastore(LocalDatastore):
-    """Local studies folder whose labels are validated and written atomically."""
+    """Local studies folder whose labels are validated, versioned in a ``LabelHistory`` and written atomically."""
+
+    def __init__(self, datastore_path: str, **kwargs):
+        super().__init__(datastore_path, **kwargs)
+        self.history = LabelHistory(Path(datastore_path) / ".medlabel" / "label-history")
 
     def get_image_uri(self, image_id: str) -> str:
         check_image_id(image_id)
@@ -70,24 +76,21 @@ class CheckedLocalDatastore(LocalDatastore):
         check_label_file(label_filename, self.get_image_uri(image_id), image_id)
 
         _, ext = self._to_id(os.path.basename(label_filename))
+        info = dict(label_info or {})
+        prediction = obj.image.info.get("last_prediction") or {}
+        info.setdefault("model", prediction.get("model"))
+        info.setdefault("model_version", prediction.get("model_version"))
+        record = self.history.add(image_id, label_filename, ext, label_tag, info)
+        info.update(version=record.version, submitted_by=record.submitted_by)
         label_dir = self._datastore.label_path(label_tag)
         name = self._filename(image_id, ext)
         with FileLock(self._lock_file):
-            os.makedirs(label_dir, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=label_dir, prefix=f".{name}.", suffix=".tmp")
-            os.close(fd)
-            try:
-                shutil.copyfile(label_filename, tmp)
-                os.replace(tmp, os.path.join(label_dir, name))
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            atomic_copy(label_filename, Path(label_dir) / name)
             previous = obj.labels.get(label_tag)
             if previous is not None and previous.ext != ext:  # same label in another format: drop the stale file
                 stale = os.path.join(label_dir, self._filename(image_id, previous.ext))
                 if os.path.exists(stale):
                     os.unlink(stale)
-            info = dict(label_info or {})
             info.update({"ts": int(time.time()), "name": name})
             obj.labels[label_tag] = DataModel(info=info, ext=ext)
             self._update_datastore_file(lock=False)
@@ -99,14 +102,9 @@ class CheckedLocalDatastore(LocalDatastore):
 
         def write() -> None:
             self._ignore_event_config = True
-            path = self._datastore_config_path
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".datastore.", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(self._datastore.model_dump(exclude={"base_path"}), indent=2, default=str))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            self._config_ts = os.stat(path).st_mtime
+            content = json.dumps(self._datastore.model_dump(exclude={"base_path"}), indent=2, default=str)
+            atomic_write_bytes(Path(self._datastore_config_path), content.encode())
+            self._config_ts = os.stat(self._datastore_config_path).st_mtime
 
         if lock:
             with FileLock(self._lock_file):

@@ -106,13 +106,18 @@ class RequestGuard:
         return counted
 
 
-def install(catalogue: Catalogue) -> bool:
-    """Wraps the running monailabel server's router with the guard; False outside the server process."""
+def install(catalogue: Catalogue, extra_routes=None) -> bool:
+    """Wraps the running monailabel server's router with the guard and adds medlabel's routes.
+
+    Returns False outside the server process (e.g. in a training subprocess), where there is no router.
+    """
     import sys
 
     server = sys.modules.get("monailabel.app")
     if server is None:
         return False
+    if extra_routes is not None and not any(getattr(r, "path", "").startswith("/medlabel") for r in server.app.routes):
+        server.app.include_router(extra_routes)
     router = server.app.router
     if not isinstance(router.middleware_stack, RequestGuard):
         router.middleware_stack = RequestGuard(router.middleware_stack, catalogue)

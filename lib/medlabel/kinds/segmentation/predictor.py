@@ -18,6 +18,7 @@ from medlabel.errors import BadRequest
 from medlabel.kinds.segmentation.network import build_network, dropout_modules
 from medlabel.kinds.segmentation.transforms import infer_transforms
 from medlabel.runtime import autocast
+from medlabel.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class Predictor:
     def __init__(self, store: ModelStore):
         self.store = store
         self.spec = store.spec
+        store.ensure_initial(lambda: build_network(self.spec))
         self._pre = infer_transforms(self.spec)
         self._lock = threading.Lock()
         self._network: torch.nn.Module | None = None
@@ -44,9 +46,9 @@ class Predictor:
                 if checkpoint is not None:
                     network.load_state_dict(checkpoint["model"])
                     self.version = int(checkpoint.get("info", {}).get("version", 0))
-                else:
+                else:  # only if the serving file was removed by hand
                     self.version = 0
-                    logger.warning(f"model '{self.spec.name}' has no trained weights yet: serving its initialisation")
+                    logger.warning(f"model '{self.spec.name}' has no serving weights: serving a fresh initialisation")
                 self._network, self._stamp = network, stamp
             self._network.to(device).eval()
             return self._network
@@ -59,19 +61,8 @@ class Predictor:
             cause = _root_cause(e).replace(image_path, "the file")  # no server paths in client messages
             raise BadRequest(f"cannot read the image as a 3D volume (NIfTI, NRRD or DICOM expected): {cause}") from e
 
-    @torch.no_grad()
     def logits(self, image: torch.Tensor, network: torch.nn.Module, device: torch.device) -> torch.Tensor:
-        """(C, X, Y, Z) logits for a (1, X, Y, Z) image by Gaussian-weighted sliding windows."""
-        with autocast(device):
-            out = sliding_window_inference(
-                image[None].to(device),
-                roi_size=self.spec.roi_size,
-                sw_batch_size=2,
-                predictor=network,
-                overlap=0.25,
-                mode="gaussian",
-            )
-        return out[0].float()
+        return sliding_window_logits(image, network, self.spec, device)
 
     def probabilities(self, image: torch.Tensor, device: torch.device) -> torch.Tensor:
         """(C, X, Y, Z) softmax probabilities from the serving weights."""
@@ -95,6 +86,23 @@ class Predictor:
         finally:
             network.eval()
         return total / samples
+
+
+@torch.no_grad()
+def sliding_window_logits(
+    image: torch.Tensor, network: torch.nn.Module, spec: ModelSpec, device: torch.device
+) -> torch.Tensor:
+    """(C, X, Y, Z) logits for a (1, X, Y, Z) image by Gaussian-weighted sliding windows (AMP on CUDA)."""
+    with autocast(device):
+        out = sliding_window_inference(
+            image[None].to(device),
+            roi_size=spec.roi_size,
+            sw_batch_size=2,
+            predictor=network,
+            overlap=0.25,
+            mode="gaussian",
+        )
+    return out[0].float()
 
 
 def _root_cause(e: BaseException) -> str:

@@ -1,7 +1,8 @@
 """Segmentation training on monailabel's engine path (ignite, DDP on several GPUs, AMP on CUDA).
 
 Fine-tunes from the serving weights, validates Dice per label on a split that depends only on image
-ids, and publishes the best-validation weights atomically through the model store when it ends.
+ids, and when it ends hands the best checkpoint to the model store's gate: it serves only if its Dice on
+the validation images is at least the serving model's on the same images.
 """
 
 from __future__ import annotations
@@ -10,18 +11,24 @@ import hashlib
 import json
 import logging
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from torch.utils.data import RandomSampler
 from ignite.engine import Events
+from monai.data import DataLoader
 from monai.handlers import LrScheduleHandler, MeanDice, from_engine
 from monai.inferers import SlidingWindowInferer
 from monai.losses import DiceCELoss
 from monai.transforms import Activationsd, AsDiscreted, EnsureTyped
+from monai.utils import set_determinism
 from monailabel.tasks.train.basic_train import BasicTrainTask, Context
 from monailabel.tasks.train.handler import prepare_stats
 
-from medlabel.continual.store import ModelStore, atomic_write_json
+from medlabel.atomic import atomic_write_json
+from medlabel.continual.store import ModelStore, gate
+from medlabel.kinds.segmentation.metrics import evaluate
 from medlabel.kinds.segmentation.network import build_network
 from medlabel.kinds.segmentation.transforms import train_transforms, val_transforms
 from medlabel.spec import AppSettings
@@ -66,6 +73,7 @@ class SegmentationTrain(BasicTrainTask):
             config={
                 "max_epochs": settings.max_epochs or t.max_epochs,
                 "learning_rate": t.learning_rate,
+                "iterations_per_epoch": t.iterations_per_epoch,
                 "train_batch_size": t.batch_size,
                 "val_batch_size": 1,
                 "val_split": t.val_fraction,
@@ -100,6 +108,25 @@ class SegmentationTrain(BasicTrainTask):
         path = self.store.serving_path
         return str(path) if pretrained and path.exists() else None
 
+    def train(self, rank, world_size, request, datalist):
+        """monailabel's training run, seeded (``seed`` in the request, default 0) so runs are repeatable."""
+        set_determinism(seed=int(request.get("seed", 0)) + rank)
+        try:
+            return super().train(rank, world_size, request, datalist)
+        finally:
+            set_determinism(seed=None)
+
+    def train_data_loader(self, context: Context, num_workers=0, shuffle=True):
+        """A fixed number of batches per epoch, drawn with replacement.
+
+        With four labelled images an epoch over the images is two optimizer steps; sized in batches, an
+        epoch means the same amount of learning whether 4 or 400 images are labelled (as nnU-Net does).
+        """
+        dataset, _ = self._dataset(context, context.train_datalist, is_train=True)
+        batches = int(context.request.get("iterations_per_epoch", self.spec.train.iterations_per_epoch))
+        sampler = RandomSampler(dataset, replacement=True, num_samples=batches * context.train_batch_size)
+        return DataLoader(dataset, batch_size=context.train_batch_size, sampler=sampler, num_workers=num_workers)
+
     def train_pre_transforms(self, context: Context):
         return train_transforms(self.spec)
 
@@ -129,33 +156,36 @@ class SegmentationTrain(BasicTrainTask):
         return train, val
 
     def finalize(self, context: Context):
-        """Publish once, at the end, the checkpoint with the best key metric (validation when present)."""
+        """When training ends, keep the best checkpoint as a new version and promote it only if it passes the gate."""
         if context.local_rank != 0:
             return
 
-        def publish(engine):
+        def decide(engine):
             best = Path(context.output_dir) / self._key_metric_filename
             if not best.exists():
                 logger.warning("training produced no checkpoint; serving model unchanged")
                 return
-            stats = prepare_stats(context.start_ts, context.trainer, context.evaluator)
-            previous = self.store.load_serving()
-            version = int(previous["info"].get("version", 0)) + 1 if previous else 1
             saved = torch.load(best, map_location="cpu", weights_only=True)
             weights = saved["model"] if isinstance(saved.get("model"), dict) else saved  # ignite unwraps one object
-            info = {
-                "version": version,
-                "best_metric": stats.get("best_metric"),
-                "labelled_images": len(context.datalist),
-                "epochs": stats.get("epoch"),
-            }
-            self.store.publish(weights, info)
-            atomic_write_json(Path(self._stats_path), json.loads(json.dumps({**stats, **info}, default=str)))
-            logger.info(f"published '{self.spec.name}' version {version}: {info}")
+            stats = prepare_stats(context.start_ts, context.trainer, context.evaluator)
+            metrics = {"train": stats.get("train", {}).get("metrics"), "best_val": stats.get("best_metric")}
+            version = self.store.add_candidate(weights, len(context.datalist), metrics)
+            serving = self.store.load_serving()["model"]
+            val = context.val_datalist
+            candidate_score = evaluate(self.spec, weights, val, context.device)
+            serving_score = evaluate(self.spec, serving, val, context.device)
+            result = gate(candidate_score["mean_dice"], serving_score["mean_dice"], len(val))
+            self.store.decide(version, result)
+            summary = {**stats, "version": version, "labelled_images": len(context.datalist), "gate": asdict(result),
+                       "candidate_dice": candidate_score["dice"], "serving_dice": serving_score["dice"]}
+            atomic_write_json(Path(self._stats_path), json.loads(json.dumps(summary, default=str)))
+            logger.info(f"'{self.spec.name}' version {version}: {result.reason}")
 
-        context.trainer.add_event_handler(Events.COMPLETED, publish)
+        context.trainer.add_event_handler(Events.COMPLETED, decide)
 
     def __call__(self, request, datastore):
         run_dir = Path(self._model_dir) / str(request.get("name", self._config["name"]))
-        (run_dir / self._key_metric_filename).unlink(missing_ok=True)  # never publish a previous run's best
-        return super().__call__(request, datastore)
+        (run_dir / self._key_metric_filename).unlink(missing_ok=True)  # never gate a previous run's best
+        result = super().__call__(request, datastore)
+        self.store.mark_pending(False)  # finished (a killed run stays pending and is queued again at start)
+        return result
