@@ -13,12 +13,22 @@ What it does, all offline and sequentially (one server at a time):
    One extra ``output=json`` call returns the server's own stage latencies.
 3. With ``--reference``, does the same for MONAI Label's own ``radiology`` sample app (``segmentation``
    config, untrained SegResNet), run from the overlay that ``bench/reference_env.sh`` prepares.
-4. Times training of ``liver_ct`` (4 real labelled octants, ``--train-epochs`` epochs) through the REST API.
+   With ``--same-network``, also serves that very network (SegResNet, 26 classes, 96^3 windows) through
+   our server, so the two servers can be compared with the network held fixed.
+4. Times training of ``liver_ct`` (4 real labelled octants, ``--train-epochs`` epochs) through the REST API
+   (server-side retraining is switched off with ``--conf retrain_after 0`` where the app has it).
 5. Splits our inference into load / orient / resample / intensity / network / softmax / restore / write
    in-process (no server), to say where the time goes.
 6. Prints markdown tables (and ratios ours/reference); ``--json OUT`` writes every number.
 
-The machine it runs on matters: compare numbers only within one run.
+The machine it runs on matters: compare numbers only within one run. On a shared machine, each measurement
+first waits (``--quiet-wait``, default 120 s) for other processes to go idle, and the tables report how many
+cores other processes used meanwhile ("other load"): torch on 2 cores slows down 3x or more when one of them
+is busy. A measured server is killed above ``--rss-limit-gb`` / ``--reference-rss-limit-gb`` or when the
+machine's available memory drops below ``--min-available-gb``.
+
+The reference on the 512x512x200 volume takes about 12 minutes a call and about 19 GB; measure it with
+one call: ``--big --only-big --reference --reference-repeats 0``.
 """
 
 from __future__ import annotations
@@ -557,6 +567,7 @@ def run_train_bench(data_dir: Path, work: Path, epochs: int, args) -> dict:
     h, m, s = (float(x) for x in stats["total_time"].split(":"))
     total = 3600 * h + 60 * m + s
     n = int(stats.get("epoch") or stats.get("epochs") or epochs)
+    iterations = int(stats.get("current_iteration") or 0)  # optimizer steps over the whole run
     engine_times: dict[str, list[float]] = {"SupervisedTrainer": [], "SupervisedEvaluator": []}
     for engine, _, a, b, c in EPOCH_RE.findall(server.log_path.read_text()):
         engine_times[engine].append(3600 * int(a) + 60 * int(b) + float(c))
@@ -569,6 +580,9 @@ def run_train_bench(data_dir: Path, work: Path, epochs: int, args) -> dict:
         "trainer_epoch_s": train_t,
         "evaluator_epoch_s": eval_t,
         "trainer_epoch_median_s": statistics.median(train_t) if train_t else None,
+        "iterations_per_epoch": iterations / n if iterations else None,
+        "s_per_iteration": (statistics.median(train_t) - (statistics.median(eval_t) if eval_t else 0))
+        / (iterations / n) if iterations and train_t else None,
         "evaluator_epoch_median_s": statistics.median(eval_t) if eval_t else None,
         "labelled_images": len(TRAIN_IDS),
         "peak_rss_gb": peak,
@@ -740,14 +754,16 @@ def report(results: dict) -> str:
     t = results.get("train")
     if t:
         lines += ["", "| training (liver_ct) | epochs | s per epoch (train_stats total_time / epochs) | "
-                  "trainer epoch (incl. validation) median s | validation median s | POST to DONE wall s | peak server-tree RSS GB | "
-                  "other load, cores |", "|---|---|---|---|---|---|---|---|"]
+                  "trainer epoch (incl. validation) median s | validation median s | iterations per epoch | "
+                  "s per iteration | POST to DONE wall s | peak server-tree RSS GB | other load, cores |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         if "error" in t:
-            lines.append(f"| failed: {t['error']} | | | | | | | |")
+            lines.append(f"| failed: {t['error']} | | | | | | | | | |")
         else:
             lines.append(f"| {t['labelled_images']} labelled 64^3 octants (3 train, 1 val) | {t['epochs']} | "
                          f"{t['s_per_epoch']:.1f} | {fmt(t['trainer_epoch_median_s'])} | "
-                         f"{fmt(t['evaluator_epoch_median_s'])} | {t['post_to_done_wall_s']:.1f} | "
+                         f"{fmt(t['evaluator_epoch_median_s'])} | {fmt(t['iterations_per_epoch'], 0)} | "
+                         f"{fmt(t['s_per_iteration'])} | {t['post_to_done_wall_s']:.1f} | "
                          f"{t['peak_rss_gb']:.2f} | {t['cpu']['other_processes_cores']:.1f} |")
     lines += ["", "'other load, cores': CPU used by processes other than the measured server and this bench during "
               f"the measurement, in cores (this machine has {os.cpu_count()})."]
