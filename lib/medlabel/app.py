@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 class MedlabelApp(MONAILabelApp):
     """Parses ``--conf`` once, then builds infer, train, strategy and scoring tasks for each spec.
 
-    Subclass it in ``apps/<app>/main.py`` with a ``SPECS`` list (and a name); nothing else is needed.
+    ``apps/<app>/main.py`` gets one from ``medlabel_app(name, specs)``; nothing else is needed.
     """
 
     SPECS: list[ModelSpec] = []
