@@ -707,10 +707,11 @@ def report(results: dict) -> str:
         for system in OURS:
             ours = next((r for r in rows if r["volume"] == vol and r["system"] == system and "error" not in r), None)
             if ours and ref:
-                ref_lat = ref["warm_median_s"] or ref["first_s"]  # a single-call reference: its only call
-                lat = ours["warm_median_s"] / ref_lat
+                # a system measured with a single call (very slow ones): that call stands for its latency
+                lat = (ours["warm_median_s"] or ours["first_s"]) / (ref["warm_median_s"] or ref["first_s"])
                 mem = ours["peak_rss_gb"] / ref["peak_rss_gb"]
-                note = "" if ref["warm_median_s"] else " (reference: single call)"
+                single = [n for n, r in (("ours", ours), ("reference", ref)) if not r["warm_median_s"]]
+                note = f" ({' and '.join(single)}: single call)" if single else ""
                 ratios.append((system, vol, lat, mem, note))
     if ratios:
         lines += ["", "| ours | volume | warm latency ours/reference | peak RSS ours/reference | "
@@ -801,7 +802,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--same-network-repeats", type=int, help="warm calls for --same-network (default --repeats)")
     p.add_argument("--reference-repeats", type=int,
                    help="warm calls for the reference (default --repeats); 0: a single output=all call, which "
-                   "gives the latency and the stage split at once (for the reference on big volumes)")
+                   "gives the latency and the stage split at once (for the reference on big volumes); "
+                   "--same-network-repeats 0 works the same way")
     p.add_argument("--json", type=Path, help="write all numbers here")
     p.add_argument("--no-train", action="store_true", help="skip the training measurement")
     p.add_argument("--train-epochs", type=int, default=5)
@@ -825,6 +827,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clean", action="store_true", help="delete the work folder (server logs, studies) at the end")
     args = p.parse_args(argv)
 
+    def terminated(signum, frame):  # unwind, so that every server this bench started is stopped
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGHUP, terminated)
     started = time.perf_counter()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     volumes = build_inputs(args.data_dir, args.big)
@@ -861,6 +868,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
         else:
             log(f"server logs and studies kept in {work}")
+        if sys.exc_info()[0] is not None:  # interrupted: still show what was measured
+            print(report(results), flush=True)
     print(report(results))
     print(f"\n(bench wall time {results['bench_wall_s']:.0f} s)")
     return 0 if not any("error" in r for r in results["infer"]) else 1
