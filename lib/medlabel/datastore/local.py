@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -56,8 +56,9 @@ def check_label_file(label_path: str, image_path: str, image_id: str) -> None:
 class CheckedLocalDatastore(LocalDatastore):
     """Local studies folder whose labels are validated, versioned in a ``LabelHistory`` and written atomically."""
 
-    def __init__(self, datastore_path: str, **kwargs):
+    def __init__(self, datastore_path: str, check_label: Callable[[str, str, str, dict], None] | None = None, **kwargs):
         super().__init__(datastore_path, **kwargs)
+        self.check_label = check_label or (lambda label, image, image_id, info: check_label_file(label, image, image_id))
         self.history = LabelHistory(Path(datastore_path) / ".medlabel" / "label-history")
 
     def get_image_uri(self, image_id: str) -> str:
@@ -73,7 +74,7 @@ class CheckedLocalDatastore(LocalDatastore):
         obj = self._datastore.objects.get(image_id)
         if not obj:
             raise NotFound(f"image '{image_id}' is not in the datastore")
-        check_label_file(label_filename, self.get_image_uri(image_id), image_id)
+        self.check_label(label_filename, self.get_image_uri(image_id), image_id, dict(label_info or {}))
 
         _, ext = self._to_id(os.path.basename(label_filename))
         info = dict(label_info or {})
