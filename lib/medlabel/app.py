@@ -20,6 +20,7 @@ from medlabel.continual.trigger import RetrainTrigger
 from medlabel.datastore.local import CheckedLocalDatastore
 from medlabel.errors import BadRequest
 from medlabel.kinds.registry import KINDS, ActiveLearning
+from medlabel.runtime import set_cpu_precision
 from medlabel.server import guard
 from medlabel.server.routes import build_router
 from medlabel.spec import AppSettings, BaseSpec, parse_specs
@@ -39,6 +40,7 @@ class MedlabelApp(MONAILabelApp):
 
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]):
         self.settings = AppSettings.from_conf(conf or {})
+        set_cpu_precision(self.settings.cpu_precision)
         self.specs = parse_specs(list(self.SPECS), self.settings.models)
         model_dir = self.settings.model_dir or Path(app_dir) / "model"
         self.stores = {s.name: ModelStore(model_dir, s) for s in self.specs}

@@ -1,8 +1,13 @@
 """Device choice and mixed precision, in one place for every kind."""
 
 from contextlib import nullcontext
+from typing import Literal
 
 import torch
+
+Precision = Literal["auto", "float32", "bfloat16"]
+
+_cpu_precision: Precision = "auto"
 
 
 def pick_device(requested: object, default: str = "auto") -> torch.device:
@@ -18,8 +23,25 @@ def pick_device(requested: object, default: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def set_cpu_precision(precision: Precision) -> None:
+    """Chosen once per server (and training) process from ``--conf cpu_precision``, which an app parses."""
+    global _cpu_precision
+    _cpu_precision = precision
+
+
+def cpu_bfloat16() -> bool:
+    """True when CPU inference runs under bfloat16 autocast: asked for, or ``auto`` on a CPU whose oneDNN
+    has native bfloat16 (AVX512-BF16 or AMX), where 3D convolutions run 2-3x faster than in float32."""
+    if _cpu_precision == "auto":
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return _cpu_precision == "bfloat16"
+
+
 def autocast(device: torch.device):
-    """float16 autocast on CUDA (AMP); a no-op on the CPU, where it would only slow 3D convolutions."""
+    """Inference autocast: float16 on CUDA (AMP); bfloat16 on CPUs with native support (see ``cpu_bfloat16``),
+    else none, since emulated reduced precision only slows 3D convolutions down."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
+    if cpu_bfloat16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()

@@ -145,6 +145,7 @@ class AppSettings(_Frozen):
     uncertainty_samples: int = Field(4, ge=2, le=16)
     max_upload_mb: int = Field(1024, ge=1)
     retrain_after: int = Field(4, ge=0)  # new final labels that queue a training; 0 disables
+    cpu_precision: Literal["auto", "float32", "bfloat16"] = "auto"  # inference on CPU; see medlabel.runtime
     server_mode: bool = False  # set by monailabel itself
 
     @field_validator("models", mode="before")

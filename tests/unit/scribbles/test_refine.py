@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -115,15 +114,20 @@ def test_outside_roi_is_prior_or_zero():
     assert without_prior[box].any()
 
 
-def test_roi_on_large_volume_is_fast(dice):
+def test_roi_on_large_volume_works_only_inside_the_scribbles_box(dice):
+    """Speed is measured in bench/ (wall-clock limits in tests fail on a busy machine); here: the cut is
+    confined to the box around the scribbles, and it still finds the object."""
+    from scribbles import scribble_roi
+
     shape = (256, 256, 128)
     image, truth, fg, bg = _ball_in_volume(shape, (128, 100, 64), 20, noise=0.25)
-    start = time.perf_counter()
-    label = refine(image, fg, bg, roi="auto")
-    elapsed = time.perf_counter() - start
-    assert label.shape == shape
+    box = scribble_roi(fg, bg, 8)
+    assert np.prod([s.stop - s.start for s in box]) < 0.1 * np.prod(shape)
+    label = refine(image, fg, bg, roi="auto", margin=8)
+    outside = np.ones(shape, bool)
+    outside[box] = False
+    assert label.shape == shape and not label[outside].any()
     assert dice(label, truth) > 0.9
-    assert elapsed < 3.0, f"refine with roi took {elapsed:.2f} s"
 
 
 def test_scribbles_correct_a_wrong_prior(make_disc, dice):
