@@ -18,6 +18,7 @@ from medlabel import __version__
 from medlabel.activelearning.uncertainty import MostUncertain, UncertaintyScorer, UncertaintyScoring
 from medlabel.continual.store import ModelStore
 from medlabel.continual.trigger import RetrainTrigger
+from medlabel.datastore.dicomweb import dicomweb_datastore
 from medlabel.datastore.local import CheckedLocalDatastore
 from medlabel.kinds.registry import KINDS
 from medlabel.server import guard
@@ -111,7 +112,7 @@ class MedlabelApp(MONAILabelApp):
 
     def init_datastore(self):
         if self.studies.startswith(("http://", "https://")):
-            return super().init_datastore()
+            return dicomweb_datastore(self.studies)
         return CheckedLocalDatastore(
             self.studies,
             extensions=server_settings.MONAI_LABEL_DATASTORE_FILE_EXT,
