@@ -112,13 +112,18 @@ class MedlabelApp(MONAILabelApp):
 
     def init_datastore(self):
         if self.studies.startswith(("http://", "https://")):
-            return dicomweb_datastore(self.studies)
+            return dicomweb_datastore(self.studies, self._label_ids())
         return CheckedLocalDatastore(
             self.studies,
+            label_ids=self._label_ids(),
             extensions=server_settings.MONAI_LABEL_DATASTORE_FILE_EXT,
             auto_reload=server_settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
             read_only=server_settings.MONAI_LABEL_DATASTORE_READ_ONLY,
         )
+
+    def _label_ids(self) -> dict[str, int]:
+        """Every served model's label names and ids (segments of uploaded SEGs are matched by name)."""
+        return {name: i for s in self.specs for name, i in s.labels.items()}
 
     def init_infers(self) -> dict[str, Any]:
         return {s.name: KINDS[s.kind].infer(self.predictors[s.name], self.settings) for s in self.specs}

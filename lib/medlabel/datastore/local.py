@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from monailabel.datastore.local import DataModel, LocalDatastore
 from medlabel.atomic import atomic_copy, atomic_write_bytes
 from medlabel.datastore.history import LabelHistory
 from medlabel.errors import BadRequest, NotFound
+from medlabel.io.segnrrd import is_slicer_segmentation, slicer_segmentation_to_labelmap
 from medlabel.server.guard import check_image_id
 
 logger = logging.getLogger(__name__)
@@ -53,10 +56,26 @@ def check_label_file(label_path: str, image_path: str, image_id: str) -> None:
         raise BadRequest(f"the label for '{image_id}' must hold non-negative integer label ids")
 
 
-class CheckedLocalDatastore(LocalDatastore):
-    """Local studies folder whose labels are validated, versioned in a ``LabelHistory`` and written atomically."""
+def checked_label(label_path: str, image_path: str, image_id: str, label_ids: Mapping[str, int] | None = None) -> str:
+    """A checked labelmap file for ``image_path``: ``label_path`` itself, or a 3D Slicer ``.seg.nrrd``
+    converted to a labelmap on the image's grid (a new temp file). ``BadRequest`` names any problem."""
+    if is_slicer_segmentation(label_path):
+        labelmap = slicer_segmentation_to_labelmap(label_path, sitk.ReadImage(image_path), label_ids)
+        fd, label_path = tempfile.mkstemp(suffix=".nrrd", prefix="medlabel-seg-")
+        os.close(fd)
+        sitk.WriteImage(labelmap, label_path, useCompression=True)
+    check_label_file(label_path, image_path, image_id)
+    return label_path
 
-    def __init__(self, datastore_path: str, **kwargs):
+
+class CheckedLocalDatastore(LocalDatastore):
+    """Local studies folder whose labels are validated, versioned in a ``LabelHistory`` and written atomically.
+
+    ``label_ids`` (the app's label names and ids) number the segments of a Slicer ``.seg.nrrd`` by name.
+    """
+
+    def __init__(self, datastore_path: str, label_ids: Mapping[str, int] | None = None, **kwargs):
+        self.label_ids = {k.lower(): v for k, v in (label_ids or {}).items()}
         super().__init__(datastore_path, **kwargs)
         self.history = LabelHistory(Path(datastore_path) / ".medlabel" / "label-history")
 
@@ -73,8 +92,15 @@ class CheckedLocalDatastore(LocalDatastore):
         obj = self._datastore.objects.get(image_id)
         if not obj:
             raise NotFound(f"image '{image_id}' is not in the datastore")
-        check_label_file(label_filename, self.get_image_uri(image_id), image_id)
+        converted = checked_label(label_filename, self.get_image_uri(image_id), image_id, self.label_ids)
+        try:
+            return self._store_label(obj, image_id, converted, label_tag, label_info)
+        finally:
+            if converted != label_filename:
+                os.unlink(converted)
 
+    def _store_label(self, obj, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
+        """Adds a checked label to the history and makes it the tag's label, atomically."""
         _, ext = self._to_id(os.path.basename(label_filename))
         info = dict(label_info or {})
         prediction = obj.image.info.get("last_prediction") or {}
