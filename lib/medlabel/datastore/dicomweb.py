@@ -87,7 +87,8 @@ class CheckedDICOMwebDatastore(DICOMWebDatastore, CheckedLocalDatastore):
         return list(self._listings["images"])
 
     def has_image(self, image_id: str) -> bool:
-        return image_id in self.list_images()
+        """Cached images count without asking the server, so they stay usable while it is down."""
+        return image_id in self._datastore.objects or image_id in self.list_images()
 
     def status(self) -> dict[str, Any]:
         """Counts for ``/info``; while the DICOMweb server is unreachable, the reason instead (``/info`` still answers)."""
@@ -249,6 +250,9 @@ def dicomweb_datastore(url: str, label_ids: Mapping[str, int]) -> CheckedDICOMwe
         wado_url_prefix=settings.MONAI_LABEL_WADO_PREFIX,
         stow_url_prefix=settings.MONAI_LABEL_STOW_PREFIX,
     )
+    # dicomweb-client retries a refused connection for 30 s by default, which would hold every request
+    # (``/info`` included) while the server is down; fail within a fraction of a second instead.
+    client.set_http_retry_params(retry=True, max_attempts=2, wait_exponential_multiplier=100)
     cache_path = (settings.MONAI_LABEL_DICOMWEB_CACHE_PATH or "").strip() or None
     return CheckedDICOMwebDatastore(
         client,

@@ -2,7 +2,8 @@
 
 Every accepted label becomes a new version in the label history; the ``final`` file monailabel trains
 on is the newest version. A label is accepted only when it is a readable image of its image's voxel size with non-negative
-integer values; it reaches its final path by ``os.replace`` of a finished temp file, and the datastore's
+integer values (a 3D Slicer ``.seg.nrrd`` or a DICOM SEG is first converted to a labelmap on the image's
+grid); it reaches its final path by ``os.replace`` of a finished temp file, and the datastore's
 JSON index is rewritten the same way, so a crash mid-write leaves the previous state intact.
 """
 
@@ -18,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
+from pydicom.misc import is_dicom
 from filelock import FileLock
 from monailabel.datastore.local import DataModel, LocalDatastore
 
 from medlabel.atomic import atomic_copy, atomic_write_bytes
 from medlabel.datastore.history import LabelHistory
+from medlabel.dicom.seg import SegError, read_seg
 from medlabel.errors import BadRequest, NotFound
 from medlabel.io.segnrrd import is_slicer_segmentation, slicer_segmentation_to_labelmap
 from medlabel.server.guard import check_image_id
@@ -57,10 +61,20 @@ def check_label_file(label_path: str, image_path: str, image_id: str) -> None:
 
 
 def checked_label(label_path: str, image_path: str, image_id: str, label_ids: Mapping[str, int] | None = None) -> str:
-    """A checked labelmap file for ``image_path``: ``label_path`` itself, or a 3D Slicer ``.seg.nrrd``
-    converted to a labelmap on the image's grid (a new temp file). ``BadRequest`` names any problem."""
+    """A checked labelmap file for ``image_path``: ``label_path`` itself, or a 3D Slicer ``.seg.nrrd`` or a
+    DICOM SEG converted to a labelmap on the image's grid (a new temp file). ``BadRequest`` names any problem."""
+    labelmap = None
     if is_slicer_segmentation(label_path):
         labelmap = slicer_segmentation_to_labelmap(label_path, sitk.ReadImage(image_path), label_ids)
+    elif is_dicom(label_path):
+        grid = sitk.ReadImage(image_path)
+        try:
+            seg = pydicom.dcmread(label_path)
+        except Exception as e:  # a truncated or corrupt file
+            raise SegError(f"the label for '{image_id}' is not a readable DICOM file: {e}") from None
+        labelmap = sitk.GetImageFromArray(read_seg(seg, grid, label_ids))
+        labelmap.CopyInformation(grid)
+    if labelmap is not None:
         fd, label_path = tempfile.mkstemp(suffix=".nrrd", prefix="medlabel-seg-")
         os.close(fd)
         sitk.WriteImage(labelmap, label_path, useCompression=True)
