@@ -15,15 +15,15 @@ from monailabel.tasks.activelearning.random import Random
 from monailabel.utils.async_tasks.utils import tasks as background_tasks
 
 from medlabel import __version__
-from medlabel.activelearning.uncertainty import MostUncertain, UncertaintyScorer, UncertaintyScoring
 from medlabel.continual.store import ModelStore
 from medlabel.continual.trigger import RetrainTrigger
 from medlabel.datastore.dicomweb import dicomweb_datastore
 from medlabel.datastore.local import CheckedLocalDatastore
-from medlabel.kinds.registry import KINDS
+from medlabel.errors import BadRequest
+from medlabel.kinds.registry import KINDS, ActiveLearning
 from medlabel.server import guard
 from medlabel.server.routes import build_router
-from medlabel.spec import AppSettings, ModelSpec, parse_specs
+from medlabel.spec import AppSettings, BaseSpec, parse_specs
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class MedlabelApp(MONAILabelApp):
     ``apps/<app>/main.py`` gets one from ``medlabel_app(name, specs)``; nothing else is needed.
     """
 
-    SPECS: list[ModelSpec] = []
+    SPECS: list[BaseSpec] = []
     NAME = "medlabel"
     DESCRIPTION = ""
 
@@ -44,7 +44,7 @@ class MedlabelApp(MONAILabelApp):
         model_dir = self.settings.model_dir or Path(app_dir) / "model"
         self.stores = {s.name: ModelStore(model_dir, s) for s in self.specs}
         self.predictors = {s.name: KINDS[s.kind].predictor(self.stores[s.name]) for s in self.specs}
-        self.scorer = self._scorer()
+        self.active_learning = self._active_learning()
         super().__init__(app_dir, studies, conf, name=self.NAME, description=self.DESCRIPTION, version=__version__)
         # Scores are computed on demand by the uncertainty strategy (cached per model version), not by a
         # background process that would compete with inference for the CPU at every start.
@@ -54,12 +54,17 @@ class MedlabelApp(MONAILabelApp):
         self.trigger = RetrainTrigger(
             state_file=Path(model_dir) / "continual.json",
             retrain_after=self.settings.retrain_after,
-            stores=self.stores,
+            stores={n: st for n, st in self.stores.items() if KINDS[st.spec.kind].train},
             count_final_labels=self._count_final_labels,
             queue=lambda models: self.async_training(models, enqueue=True),
-            waiting=lambda: any(t.get("status") == "SUBMITTED" for t in background_tasks("train")),
+            waiting=lambda: self._queued_training() is not None,
         )
         guard.install(self._catalogue(), build_router(self))
+
+    @staticmethod
+    def _queued_training() -> dict | None:
+        """The training task waiting in monailabel's queue (there is at most one), if any."""
+        return next((t for t in background_tasks("train") if t.get("status") == "SUBMITTED"), None)
 
     def _count_final_labels(self) -> int:
         if self.label_history is not None:
@@ -108,13 +113,15 @@ class MedlabelApp(MONAILabelApp):
             scoring=lambda: set(self._scoring_methods),
             image_exists=exists,
             max_upload_bytes=self.settings.max_upload_mb << 20,
+            queued_training=self._queued_training,
         )
 
     def init_datastore(self):
         if self.studies.startswith(("http://", "https://")):
-            return dicomweb_datastore(self.studies, self._label_ids())
+            return dicomweb_datastore(self.studies, self._label_ids(), self.check_label)
         return CheckedLocalDatastore(
             self.studies,
+            check_label=self.check_label,
             label_ids=self._label_ids(),
             extensions=server_settings.MONAI_LABEL_DATASTORE_FILE_EXT,
             auto_reload=server_settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
@@ -126,29 +133,52 @@ class MedlabelApp(MONAILabelApp):
         return {name: i for s in self.specs for name, i in s.labels.items()}
 
     def init_infers(self) -> dict[str, Any]:
-        return {s.name: KINDS[s.kind].infer(self.predictors[s.name], self.settings) for s in self.specs}
+        infers: dict[str, Any] = {}
+        for s in self.specs:
+            infers.update(KINDS[s.kind].infers(self.predictors[s.name], self.settings))
+        return infers
 
     def init_trainers(self) -> dict[str, Any]:
-        return {s.name: KINDS[s.kind].train(self.stores[s.name], self.settings) for s in self.specs}
+        return {s.name: KINDS[s.kind].train(self.stores[s.name], self.settings) for s in self.specs if KINDS[s.kind].train}
 
-    def _scorer(self) -> UncertaintyScorer | None:
-        """Uncertainty under the first segmentation model (the one active learning serves)."""
-        seg = [s for s in self.specs if s.kind == "segmentation"]
-        if not seg:
-            return None
-        return UncertaintyScorer(self.predictors[seg[0].name], self.settings.uncertainty_samples, self.settings.device)
+    def _active_learning(self) -> ActiveLearning:
+        """Every model's strategies and scoring methods; on a name clash the model listed first keeps it."""
+        strategies: dict[str, Any] = {"random": Random(), "first": First()}
+        scoring: dict[str, Any] = {}
+        for s in self.specs:
+            mine = KINDS[s.kind].active_learning(self.predictors[s.name], self.settings)
+            for name, strategy in mine.strategies.items():
+                strategies.setdefault(name, strategy)
+                strategies.setdefault(f"{name}_{s.name}", strategy)
+            for name, method in mine.scoring.items():
+                scoring.setdefault(name, method)
+                scoring.setdefault(f"{name}_{s.name}", method)
+        return ActiveLearning(strategies, scoring)
 
     def init_strategies(self) -> dict[str, Any]:
-        strategies: dict[str, Any] = {"random": Random(), "first": First()}
-        if self.scorer:
-            strategies["uncertainty"] = MostUncertain(self.scorer)
-        return strategies
+        return dict(self.active_learning.strategies)
 
     def init_scoring_methods(self) -> dict[str, Any]:
-        return {"uncertainty": UncertaintyScoring(self.scorer)} if self.scorer else {}
+        return dict(self.active_learning.scoring)
+
+    def check_label(self, label_path: str, image_path: str, image_id: str, label_info: dict) -> None:
+        """A label is checked by the kind of the model it names (``label_info["model"]``), else by the
+        first kind of this app that accepts it; the error shown is the first kind's."""
+        named = self.stores.get(str((label_info or {}).get("model")))
+        specs = [named.spec] if named else self.specs
+        checks = [KINDS[k].check_label for k in dict.fromkeys(s.kind for s in specs) if KINDS[k].check_label]
+        if not checks:
+            raise BadRequest(f"no model of this app takes labels{f' (model {named.spec.name})' if named else ''}")
+        first_error: BadRequest | None = None
+        for check in checks:
+            try:
+                return check(label_path, image_path, image_id)
+            except BadRequest as e:
+                first_error = first_error or e
+        raise first_error
 
 
-def medlabel_app(name: str, specs: list[ModelSpec], description: str = "") -> type[MedlabelApp]:
+def medlabel_app(name: str, specs: list[BaseSpec], description: str = "") -> type[MedlabelApp]:
     """The app class for ``main.py``: a ``MedlabelApp`` serving ``specs``.
 
     monailabel picks the class in ``main.py`` whose *direct* bases include one named ``MONAILabelApp``,

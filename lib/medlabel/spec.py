@@ -73,21 +73,36 @@ class TrainSpec(_Frozen):
     foreground_ratio: float = Field(0.67, ge=0.0, le=1.0)
 
 
-class ModelSpec(_Frozen):
-    """One model of an app: what it predicts, at which resolution, with which network.
+class BaseSpec(_Frozen):
+    """What every model of every kind declares; each kind's spec adds its own fields.
+
+    The model store, retraining trigger, versions and routes need only these, so a new kind gets the
+    continual-learning loop by subclassing this and registering builders in ``medlabel.kinds.registry``.
+    """
+
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: str
+    description: str = ""
+    labels: dict[str, int]
+    train: TrainSpec = TrainSpec()
+
+    @property
+    def label_names(self) -> list[str]:
+        """Label names ordered by id."""
+        return [k for k, _ in sorted(self.labels.items(), key=lambda kv: kv[1])]
+
+
+class ModelSpec(BaseSpec):
+    """A 3D segmentation model: what it predicts, at which resolution, with which network.
 
     Shapes and sizes are (x, y, z) in the model's RAS grid; ``spacing_mm`` is the grid the network sees.
     """
 
-    name: str = Field(pattern=NAME_PATTERN)
     kind: Literal["segmentation"] = "segmentation"
-    description: str = ""
-    labels: dict[str, int]
     spacing_mm: tuple[float, float, float] = (1.5, 1.5, 1.5)
     roi_size: tuple[int, int, int] = (64, 64, 64)
     intensity: Intensity = Field(default_factory=CTWindow, discriminator="kind")
     network: NetworkSpec = NetworkSpec()
-    train: TrainSpec = TrainSpec()
 
     @field_validator("labels")
     @classmethod
@@ -118,10 +133,6 @@ class ModelSpec(_Frozen):
         """Output channels: background plus each label."""
         return len(self.labels) + 1
 
-    @property
-    def label_names(self) -> list[str]:
-        """Label names ordered by id (id 1 first)."""
-        return [k for k, _ in sorted(self.labels.items(), key=lambda kv: kv[1])]
 
 
 class AppSettings(_Frozen):
@@ -166,7 +177,7 @@ def _describe(error: ValidationError, where: str) -> str:
     return "; ".join(parts)
 
 
-def parse_specs(specs: list[ModelSpec], enabled: tuple[str, ...]) -> list[ModelSpec]:
+def parse_specs(specs: list[BaseSpec], enabled: tuple[str, ...]) -> list[BaseSpec]:
     """Check names are unique and select the enabled ones (all when ``enabled`` is empty)."""
     names = [s.name for s in specs]
     dupes = {n for n in names if names.count(n) > 1}

@@ -12,7 +12,7 @@ import requests
 import SimpleITK as sitk
 import torch
 
-from medlabel.kinds.segmentation.train import split_by_id
+from medlabel.continual.training import split_by_id
 
 pytestmark = pytest.mark.system
 
@@ -137,3 +137,24 @@ def test_killed_during_training_restarts_consistent_and_trains_again(
     assert not (store / "retrain.pending").exists()
     assert len(versions(restarted.url)["versions"]) == 2
     assert len(again.datastore()["objects"][TRAIN[0]]["labels"]) == 1
+
+
+def test_client_training_requests_queue_behind_a_running_training_instead_of_failing(
+    demo_data, start_server, slicer_client_class, tmp_path, wait_for_training
+):
+    """Slicer's "train on save" and OHIF's "Update Model" while a training runs: one more is queued, never two."""
+    studies, truth = demo_data / "studies" / "liver-ct", demo_data / "groundtruth" / "liver-ct"
+    server = start_server("radiology", studies, models="liver_ct", retrain_after="0", max_epochs="1")
+    client = slicer_client_class.MONAILabelClient(server.url, tmpdir=str(tmp_path), client_id="annotator-a")
+    for image_id in TRAIN[:2]:
+        assert client.save_label(image_id, str(truth / f"{image_id}.nii.gz"), "final", LABEL_INFO)["retrain"] == "disabled"
+    quick = {"iterations_per_epoch": 2}
+    first = client.train_start("liver_ct", quick)
+    second = client.train_start("liver_ct", quick)  # monailabel alone answers 429 here
+    third = client.train_start("liver_ct", quick)
+    assert second["id"] != first["id"] and third["id"] == second["id"] and "already queued" in third["detail"]
+    wait_for_training(client, seen_id=first["id"], timeout=600)
+    runs = requests.get(f"{server.url}/train/", params={"all": "true"}, timeout=10).json()
+    assert [r["id"] for r in runs] == [first["id"], second["id"]]
+    assert [r["status"] for r in runs] == ["DONE", "DONE"], runs
+    assert len(versions(server.url)["versions"]) == 3  # the initial weights and one version per training

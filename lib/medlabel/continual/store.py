@@ -28,7 +28,7 @@ from filelock import FileLock
 
 from medlabel.atomic import atomic_write_bytes, atomic_write_json
 from medlabel.errors import NotFound
-from medlabel.spec import ModelSpec
+from medlabel.spec import BaseSpec
 
 
 @dataclass
@@ -58,7 +58,7 @@ class GateResult:
 class ModelStore:
     """Where one model's weights live, and the only code that writes them."""
 
-    def __init__(self, model_dir: Path, spec: ModelSpec):
+    def __init__(self, model_dir: Path, spec: BaseSpec):
         self.spec = spec
         self.root = Path(model_dir) / spec.name
         self.root.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +36,9 @@ from monailabel.datastore.utils.dicom import dicom_web_download_series
 from monailabel.interfaces.datastore import DefaultLabelTag
 from pydicom.dataset import Dataset
 
-from medlabel.datastore.local import CheckedLocalDatastore, checked_label
+from medlabel.datastore.local import CheckedLocalDatastore
 from medlabel.dicom.seg import SegError, read_seg, referenced_series, write_seg
-from medlabel.errors import NotFound, Unavailable
+from medlabel.errors import BadRequest, NotFound, Unavailable
 from medlabel.server.guard import check_image_id
 
 logger = logging.getLogger(__name__)
@@ -59,11 +59,13 @@ class SegRef:
 class CheckedDICOMwebDatastore(DICOMWebDatastore, CheckedLocalDatastore):
     """DICOMweb studies, locally cached; final labels go to the server as DICOM SEG and come back from it."""
 
-    def __init__(self, client, label_ids: Mapping[str, int], **kwargs):
+    def __init__(self, client, label_ids: Mapping[str, int], check_label: Callable[[str, str, str, dict], None] | None,
+                 **kwargs):
         self._listings: TTLCache = TTLCache(maxsize=4, ttl=LISTING_TTL_S)
         self._seg_refs: dict[str, SegRef] = {}  # a SEG never changes: its reference is fetched once
         super().__init__(client, **kwargs)  # monailabel's DICOMweb store passes no extra arguments on
         self.label_ids = {k.lower(): v for k, v in label_ids.items()}
+        self.check_label = check_label or self.check_label
 
     @contextmanager
     def _remote(self, doing: str) -> Iterator[None]:
@@ -179,7 +181,7 @@ class CheckedDICOMwebDatastore(DICOMWebDatastore, CheckedLocalDatastore):
         check_image_id(image_id)
         check_image_id(label_tag, "label tag")
         image_uri = self.get_image_uri(image_id)
-        converted = checked_label(label_filename, image_uri, image_id, self.label_ids)
+        converted = self.checked_label(label_filename, image_id, label_info)
         try:
             info = dict(label_info or {})
             if label_tag == DefaultLabelTag.FINAL:
@@ -192,7 +194,10 @@ class CheckedDICOMwebDatastore(DICOMWebDatastore, CheckedLocalDatastore):
     def _store_seg(self, image_id: str, image_uri: str, label_filename: str, info: dict[str, Any]) -> str:
         """Stores the label in the DICOMweb server as a SEG on the image's series; returns the SEG's series UID."""
         grid = sitk.ReadImage(image_uri)
-        label = sitk.ReadImage(label_filename)
+        try:
+            label = sitk.ReadImage(label_filename)
+        except RuntimeError:
+            raise BadRequest("a DICOMweb datastore keeps final labels as DICOM SEG: send a labelmap image") from None
         label.CopyInformation(grid)  # a label is defined on its image's voxel grid
         source = [pydicom.dcmread(f, stop_before_pixels=True) for f in self._series_dir(image_id).glob("*.dcm")]
         seg = write_seg(label, source, self._names(info), creator=str(info.get("client_id") or ""))
@@ -232,10 +237,12 @@ class CheckedDICOMwebDatastore(DICOMWebDatastore, CheckedLocalDatastore):
                 self._import_seg(ref)
 
 
-def dicomweb_datastore(url: str, label_ids: Mapping[str, int]) -> CheckedDICOMwebDatastore:
+def dicomweb_datastore(url: str, label_ids: Mapping[str, int],
+                       check_label: Callable[[str, str, str, dict], None] | None = None) -> CheckedDICOMwebDatastore:
     """The datastore for ``--studies http://.../dicom-web``, configured by monailabel's DICOMweb settings.
 
-    ``label_ids`` (the app's label names and ids) map SEG segments to label ids by name.
+    ``label_ids`` (the app's label names and ids) map SEG segments to label ids by name; ``check_label``
+    is the app's label check (as for ``CheckedLocalDatastore``).
     """
     url = url.rstrip("/").strip()
     session = None
@@ -257,6 +264,7 @@ def dicomweb_datastore(url: str, label_ids: Mapping[str, int]) -> CheckedDICOMwe
     return CheckedDICOMwebDatastore(
         client,
         label_ids,
+        check_label,
         search_filter=settings.MONAI_LABEL_DICOMWEB_SEARCH_FILTER,
         cache_path=cache_path,
         fetch_by_frame=settings.MONAI_LABEL_DICOMWEB_FETCH_BY_FRAME,

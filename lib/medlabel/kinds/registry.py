@@ -1,15 +1,34 @@
-"""The hand-written registry of task kinds: how each kind builds its infer and train tasks from a spec."""
+"""The hand-written registry of task kinds: how each kind builds its tasks from a spec.
+
+Adding a kind means: a spec class (subclass of ``medlabel.spec.BaseSpec``), a predictor, infer tasks, a
+trainer (subclass of ``medlabel.continual.training.ContinualTrainTask``), optionally active-learning
+strategies and a label check, and one entry here. The app, model store, retraining trigger, versions,
+rollback and request guard then work for it unchanged.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from medlabel.activelearning.uncertainty import MostUncertain, UncertaintyScorer, UncertaintyScoring
 from medlabel.continual.store import ModelStore
+from medlabel.datastore.local import check_label_file
 from medlabel.kinds.segmentation.infer import SegmentationInfer
 from medlabel.kinds.segmentation.predictor import Predictor
 from medlabel.kinds.segmentation.train import SegmentationTrain
 from medlabel.spec import AppSettings
+
+LabelCheck = Callable[[str, str, str], None]
+"""``check(label_path, image_path, image_id)`` raises ``BadRequest`` naming what to fix."""
+
+
+@dataclass(frozen=True)
+class ActiveLearning:
+    """Named strategies (``/activelearning/<name>``) and scoring methods (``/scoring/<name>``) of one model."""
+
+    strategies: dict[str, Any]
+    scoring: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -17,14 +36,23 @@ class Kind:
     """One kind's builders; a new model of an existing kind is a spec, not code."""
 
     predictor: Callable[[ModelStore], Any]
-    infer: Callable[[Any, AppSettings], Any]
-    train: Callable[[ModelStore, AppSettings], Any]
+    infers: Callable[[Any, AppSettings], dict[str, Any]]  # infer tasks by model name
+    train: Callable[[ModelStore, AppSettings], Any] | None
+    active_learning: Callable[[Any, AppSettings], ActiveLearning] = lambda predictor, settings: ActiveLearning({}, {})
+    check_label: LabelCheck | None = None  # None: the kind takes no labels
+
+
+def _segmentation_active_learning(predictor: Predictor, settings: AppSettings) -> ActiveLearning:
+    scorer = UncertaintyScorer(predictor, settings.uncertainty_samples, settings.device)
+    return ActiveLearning({"uncertainty": MostUncertain(scorer)}, {"uncertainty": UncertaintyScoring(scorer)})
 
 
 KINDS: dict[str, Kind] = {
     "segmentation": Kind(
         predictor=Predictor,
-        infer=lambda predictor, settings: SegmentationInfer(predictor, settings.device),
+        infers=lambda predictor, settings: {predictor.spec.name: SegmentationInfer(predictor, settings.device)},
         train=SegmentationTrain,
+        active_learning=_segmentation_active_learning,
+        check_label=check_label_file,
     ),
 }

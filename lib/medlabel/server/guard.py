@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import parse_qs
 
+from starlette.responses import JSONResponse
+
 from medlabel.errors import BadRequest, NotFound, PayloadTooLarge
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class Catalogue:
     scoring: Callable[[], set[str]]
     image_exists: Callable[[str], bool | None] = field(default=lambda _id: None)
     max_upload_bytes: int = 1 << 30
+    queued_training: Callable[[], dict | None] = field(default=lambda: None)  # the training waiting to run
 
 
 class RequestGuard:
@@ -56,6 +59,12 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         self._check_names(scope["method"], scope["path"].rstrip("/"))
         self._check_ids(scope["path"], parse_qs(scope.get("query_string", b"").decode(errors="replace")))
+        if scope["method"] == "POST" and scope["path"].rstrip("/").startswith("/train"):
+            queued = self.catalogue.queued_training()
+            if queued is not None:
+                detail = "a training is already queued; it will start when the running one ends and use the newest labels"
+                return await JSONResponse({**queued, "detail": detail})(scope, receive, send)
+            scope = {**scope, "query_string": _with_enqueue(scope.get("query_string", b""))}
         return await self.app(scope, self._limited(scope, receive), send)
 
     def _check_names(self, method: str, path: str) -> None:
@@ -106,6 +115,15 @@ class RequestGuard:
             return message
 
         return counted
+
+
+def _with_enqueue(query: bytes) -> bytes:
+    """A training request waits for a running one instead of failing with HTTP 429 (never two at once).
+
+    Slicer's "train on save" and OHIF's "Update Model" post while the server's own retraining may run.
+    """
+    kept = [p for p in query.split(b"&") if p and not p.startswith(b"enqueue=")]
+    return b"&".join(kept + [b"enqueue=true"])
 
 
 def install(catalogue: Catalogue, extra_routes=None) -> bool:

@@ -4,7 +4,7 @@ import torch
 
 from medlabel.activelearning.uncertainty import predictive_entropy
 from medlabel.kinds.segmentation.network import build_network
-from medlabel.kinds.segmentation.train import split_by_id
+from medlabel.continual.training import split_by_id
 from medlabel.spec import ModelSpec, NetworkSpec
 
 
