@@ -36,7 +36,7 @@ def free_port() -> int:
 class Server:
     """A real ``monailabel start_server`` subprocess on 127.0.0.1, stopped by PID."""
 
-    def __init__(self, app: str, studies: Path, workdir: Path, conf: dict[str, str]):
+    def __init__(self, app: str, studies: Path | str, workdir: Path, conf: dict[str, str]):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.studies = studies
@@ -47,7 +47,8 @@ class Server:
                 "--conf", "model_dir", str(self.model_dir)]
         for k, v in conf.items():
             args += ["--conf", k, v]
-        env = dict(os.environ, MONAI_LABEL_TRACKING_ENABLED="false", MONAI_LABEL_SESSION_PATH=str(workdir / "sessions"))
+        env = dict(os.environ, MONAI_LABEL_TRACKING_ENABLED="false", MONAI_LABEL_SESSION_PATH=str(workdir / "sessions"),
+                   MONAI_LABEL_DICOMWEB_CACHE_PATH=str(workdir / "dicomweb-cache"))
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -87,12 +88,13 @@ class Server:
 def start_server(tmp_path):
     """Factory: ``start_server(app, studies, **conf)`` copies the studies and returns a ready ``Server``.
 
-    ``reuse=True`` serves the given folder as it is (to restart a server on the same studies and models).
+    ``reuse=True`` serves the given folder as it is (to restart a server on the same studies and models);
+    a DICOMweb URL (``orthanc.dicomweb_url``) is served as it is.
     """
     started: list[Server] = []
 
-    def start(app: str, studies: Path, wait: bool = True, reuse: bool = False, **conf: str) -> Server:
-        if reuse:
+    def start(app: str, studies: Path | str, wait: bool = True, reuse: bool = False, **conf: str) -> Server:
+        if reuse or isinstance(studies, str):
             copy = studies
         else:
             copy = tmp_path / f"studies-{len(started)}"
@@ -117,3 +119,25 @@ def slicer_client_class():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def demo_dicom(demo_data, tmp_path_factory) -> dict:
+    """The demo CT studies written as DICOM series: image name -> ``WrittenSeries`` (UIDs and files)."""
+    from medlabel.dicom.series import write_studies
+
+    return write_studies(demo_data / "studies" / "liver-ct", tmp_path_factory.mktemp("dicom"))
+
+
+@pytest.fixture
+def orthanc(tmp_path, demo_dicom):
+    """A real Orthanc (``scripts/install-orthanc.sh``) on 127.0.0.1 holding the demo CT series; stopped by PID."""
+    from medlabel.dicom.orthanc import Orthanc, OrthancConfig
+
+    server = Orthanc(OrthancConfig(storage_dir=tmp_path / "orthanc", port=free_port())).start()
+    try:
+        for series in demo_dicom.values():
+            server.upload(series.files)
+        yield server
+    finally:
+        server.stop()

@@ -17,6 +17,7 @@ from monailabel.utils.async_tasks.utils import tasks as background_tasks
 from medlabel import __version__
 from medlabel.continual.store import ModelStore
 from medlabel.continual.trigger import RetrainTrigger
+from medlabel.datastore.dicomweb import dicomweb_datastore
 from medlabel.datastore.local import CheckedLocalDatastore
 from medlabel.errors import BadRequest
 from medlabel.kinds.registry import KINDS, ActiveLearning
@@ -119,14 +120,19 @@ class MedlabelApp(MONAILabelApp):
 
     def init_datastore(self):
         if self.studies.startswith(("http://", "https://")):
-            return super().init_datastore()
+            return dicomweb_datastore(self.studies, self._label_ids(), self.check_label)
         return CheckedLocalDatastore(
             self.studies,
             check_label=self.check_label,
+            label_ids=self._label_ids(),
             extensions=server_settings.MONAI_LABEL_DATASTORE_FILE_EXT,
             auto_reload=server_settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
             read_only=server_settings.MONAI_LABEL_DATASTORE_READ_ONLY,
         )
+
+    def _label_ids(self) -> dict[str, int]:
+        """Every served model's label names and ids (segments of uploaded SEGs are matched by name)."""
+        return {name: i for s in self.specs for name, i in s.labels.items()}
 
     def init_infers(self) -> dict[str, Any]:
         infers: dict[str, Any] = {}

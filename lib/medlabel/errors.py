@@ -43,5 +43,11 @@ class PayloadTooLarge(MedlabelError):
     status_code_default = 413
 
 
+class Unavailable(MedlabelError):
+    """A service the server depends on (the DICOMweb server) cannot be reached or failed; retry later."""
+
+    status_code_default = 503
+
+
 class ConfigError(ValueError):
     """A bad ``--conf`` value or model spec; raised at start-up, which then stops with this message."""

@@ -92,8 +92,10 @@ class RequestGuard:
                 if not value:
                     continue
                 check_image_id(value, f"{key} id")
-                # PUT /datastore/image names a new image; everywhere else the image must exist
-                if key == "image" and path.rstrip("/") != "/datastore/image" and self.catalogue.image_exists(value) is False:
+                # PUT /datastore/image names a new image, and with a session_id the image is the session's
+                # uploaded volume (Slicer sends its own volume name); everywhere else the image must exist
+                named_elsewhere = path.rstrip("/") == "/datastore/image" or query.get("session_id")
+                if key == "image" and not named_elsewhere and self.catalogue.image_exists(value) is False:
                     raise NotFound(f"image '{value}' is not in the datastore")
 
     def _limited(self, scope, receive):

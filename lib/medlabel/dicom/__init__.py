@@ -1,0 +1,1 @@
+"""DICOM: CT series written from NIfTI, DICOM SEG both ways, and a local Orthanc for DICOMweb."""
