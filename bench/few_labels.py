@@ -30,7 +30,7 @@ from label_efficiency import wait_training  # noqa: E402
 from medlabel.continual.store import ModelStore  # noqa: E402
 from medlabel.demo.build import build  # noqa: E402
 from medlabel.kinds.segmentation.metrics import evaluate  # noqa: E402
-from medlabel.planning import fingerprint, measure_seconds_per_batch, plan, spec_source  # noqa: E402
+from medlabel.planning import fingerprint, plan_for_budget, spec_source  # noqa: E402
 from medlabel.spec import ModelSpec  # noqa: E402
 
 DATASETS = {
@@ -73,9 +73,7 @@ def run(dataset: str, budget_minutes: float, demo: Path, work: Path) -> dict:
 
     t0 = time.perf_counter()
     prints = [fingerprint(images / f"{ids[k]}.nii.gz", labels / f"{ids[k]}.nii.gz") for k in train_ids]
-    draft = plan(structure, {structure: 1}, prints, budget_minutes)
-    spb = measure_seconds_per_batch(draft)
-    spec = plan(structure, {structure: 1}, prints, budget_minutes, seconds_per_batch=spb)
+    spec, spb = plan_for_budget(structure, {structure: 1}, prints, budget_minutes)
     plan_s = time.perf_counter() - t0
     log(f"{dataset}: planned in {plan_s:.0f} s ({spb:.2f} s per batch):\n{spec_source(spec)}")
     app = work / dataset / "app"

@@ -14,6 +14,10 @@ The rules, in order (nnU-Net's, then the compute budget):
    at the top, instance norm and dropout (for MC-dropout uncertainty).
 5. Epochs: as many 20-batch epochs as ``budget_minutes`` allows at ``seconds_per_batch``, which
    ``measure_seconds_per_batch`` times on this machine for the planned network and patch.
+6. Trade resolution for iterations (``plan_for_budget``): when the budget buys fewer than
+   ``min_epochs`` epochs, plan again on a coarser voxel budget (smaller grid, smaller patch), timing
+   each candidate, until it does. With 4 labels a model needs a few hundred optimizer steps far more
+   than fine voxels.
 """
 
 from __future__ import annotations
@@ -127,6 +131,23 @@ def plan(
     )
 
 
+VOXEL_BUDGETS = (96**3, 64**3, 48**3, 40**3, 32**3)
+
+
+def plan_for_budget(
+    name: str, labels: dict[str, int], prints: list[Fingerprint], budget_minutes: float = 10.0, min_epochs: int = 10
+) -> tuple[ModelSpec, float]:
+    """The finest plan whose measured training speed buys ``min_epochs`` epochs within the budget, and its
+    seconds per batch; the coarsest candidate if none does."""
+    for max_voxels in VOXEL_BUDGETS:
+        draft = plan(name, labels, prints, budget_minutes, max_voxels=max_voxels)
+        seconds = measure_seconds_per_batch(draft)
+        spec = plan(name, labels, prints, budget_minutes, seconds_per_batch=seconds, max_voxels=max_voxels)
+        if spec.train.max_epochs >= min_epochs:
+            break
+    return spec, seconds
+
+
 def measure_seconds_per_batch(spec: ModelSpec, repeats: int = 3) -> float:
     """Times one training step (forward, Dice+CE, backward, AdamW) of the planned network on this CPU."""
     import torch
@@ -186,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     for image in images:
         label = args.labels / image.name if args.labels and (args.labels / image.name).exists() else None
         prints.append(fingerprint(image, label))
-    draft = plan(args.name, {n: i + 1 for i, n in enumerate(args.label)}, prints, args.budget_minutes)
-    spec = plan(args.name, draft.labels, prints, args.budget_minutes, seconds_per_batch=measure_seconds_per_batch(draft))
+    spec, seconds = plan_for_budget(args.name, {n: i + 1 for i, n in enumerate(args.label)}, prints, args.budget_minutes)
+    print(f"# {seconds:.2f} s per training batch on this machine")
     print(spec_source(spec))
     return 0
 
