@@ -150,6 +150,7 @@ def test_client_training_requests_queue_behind_a_running_training_instead_of_fai
         assert client.save_label(image_id, str(truth / f"{image_id}.nii.gz"), "final", LABEL_INFO)["retrain"] == "disabled"
     quick = {"iterations_per_epoch": 2}
     first = client.train_start("liver_ct", quick)
+    _wait_until_running(server.url, first["id"])  # a request made while it still waits joins it instead
     second = client.train_start("liver_ct", quick)  # monailabel alone answers 429 here
     third = client.train_start("liver_ct", quick)
     assert second["id"] != first["id"] and third["id"] == second["id"] and "already queued" in third["detail"]
@@ -158,3 +159,14 @@ def test_client_training_requests_queue_behind_a_running_training_instead_of_fai
     assert [r["id"] for r in runs] == [first["id"], second["id"]]
     assert [r["status"] for r in runs] == ["DONE", "DONE"], runs
     assert len(versions(server.url)["versions"]) == 3  # the initial weights and one version per training
+
+
+def _wait_until_running(url: str, task_id: str, timeout: float = 120) -> None:
+    """Blocks until monailabel's worker has picked up training ``task_id``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runs = requests.get(f"{url}/train/", params={"all": "true"}, timeout=10).json()
+        if any(r["id"] == task_id and r["status"] != "SUBMITTED" for r in runs):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"training {task_id} never started")
