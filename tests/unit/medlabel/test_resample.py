@@ -68,3 +68,4 @@ def test_first_argmax_prefers_the_first_class_on_ties():
 
     values = torch.tensor([[0.0, 0.2, 0.5], [0.0, 0.5, 0.5], [0.0, 0.3, 0.1]])
     assert first_argmax(values).tolist() == [0, 1, 0]
+

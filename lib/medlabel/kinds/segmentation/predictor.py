@@ -96,13 +96,25 @@ def sliding_window_logits(
     with autocast(device):
         out = sliding_window_inference(
             image[None].to(device),
-            roi_size=spec.roi_size,
+            roi_size=window_size(image.shape[1:], spec.roi_size),
             sw_batch_size=2,
             predictor=network,
             overlap=0.25,
             mode="gaussian",
         )
     return out[0].float()
+
+
+def window_size(shape: tuple[int, ...], roi: tuple[int, ...], multiple: int = 16) -> tuple[int, ...]:
+    """The sliding window: the spec's ROI, shrunk along any axis where the image is smaller than it.
+
+    Padding a small image up to the full ROI only feeds the network zeros: on the 128^3 demo CT a 96^3
+    window spends over half its convolutions on padding. The networks are fully convolutional, so a window
+    rounded up to a multiple of 16 (every network level divides it, as for the ROI itself) runs the same
+    network on the image with little padding, for a fraction of the time. Normalisation statistics then
+    come from image rather than padding, as in training, where patches are cut from inside the images.
+    """
+    return tuple(min(r, -(-int(d) // multiple) * multiple) for d, r in zip(shape, roi))
 
 
 def _root_cause(e: BaseException) -> str:
