@@ -100,7 +100,7 @@ def run(dataset: str, budget_minutes: float, demo: Path, work: Path) -> dict:
         train_s = time.perf_counter() - t1
         after = held_out()
     stats = json.loads((model_dir / structure / "train" / "train_stats.json").read_text())
-    curve = [round(float(v), 3) for v in (stats.get("val_metrics") or stats.get("best_metric_history") or [])] or None
+    curve = [round(float(v), 3) for v in (stats.get("val_curve") or [])] or None
     return {"dataset": dataset, "structure": structure, "budget_minutes": budget_minutes, "spec": json.loads(spec.model_dump_json()),
             "seconds_per_batch": spb, "plan_s": plan_s, "train_s": train_s, "status": status.get("status"),
             "held_out_before": before, "held_out_after": after, "gate": stats.get("gate"),
@@ -123,12 +123,15 @@ def main(argv: list[str] | None = None) -> int:
             for budget in args.budget_minutes:
                 results.append(run(dataset, budget, work / "demo", work))
     (args.out / "few_labels.json").write_text(json.dumps(results, indent=2, default=str))
-    print("| data | structure | budget min | grid mm | patch | epochs | training s | held-out Dice before | after |")
+    print("| data | structure | budget min | grid mm | patch | epochs planned / run | training s | held-out Dice before | after |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         s = r["spec"]
-        print(f"| {r['dataset']} | {r['structure']} | {r['budget_minutes']:g} | {s['spacing_mm']} | {s['roi_size']} | {s['train']['max_epochs']} "
-              f"| {r['train_s']:.0f} | {r['held_out_before']:.3f} | {r['held_out_after']:.3f} |")
+        print(f"| {r['dataset']} | {r['structure']} | {r['budget_minutes']:g} | {s['spacing_mm']} | {s['roi_size']} "
+              f"| {s['train']['max_epochs']} / {r['epochs']} | {r['train_s']:.0f} | {r['held_out_before']:.3f} | {r['held_out_after']:.3f} |")
+    print("\nValidation Dice per epoch (the training's fixed validation image):")
+    for r in results:
+        print(f"- {r['dataset']}, {r['budget_minutes']:g} min: {r['val_curve']}")
     return 0
 
 

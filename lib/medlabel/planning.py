@@ -126,7 +126,7 @@ def plan(
         intensity=plan_intensity(prints),
         network=network,
         train=TrainSpec(max_epochs=epochs, iterations_per_epoch=batches, learning_rate=3e-3,
-                        samples_per_volume=4, batch_size=2),
+                        samples_per_volume=4, batch_size=2, max_minutes=budget_minutes if seconds_per_batch else None),
         description=f"planned from {len(prints)} images for a {budget_minutes:g}-minute CPU budget",
     )
 
@@ -186,7 +186,8 @@ def spec_source(spec: ModelSpec) -> str:
         f"    network=NetworkSpec(arch={spec.network.arch!r}, channels={spec.network.channels!r}, "
         f"dropout={spec.network.dropout!r}),\n"
         f"    train=TrainSpec(max_epochs={t.max_epochs}, iterations_per_epoch={t.iterations_per_epoch}, "
-        f"learning_rate={t.learning_rate}, samples_per_volume={t.samples_per_volume}, batch_size={t.batch_size}),\n"
+        f"learning_rate={t.learning_rate}, samples_per_volume={t.samples_per_volume}, batch_size={t.batch_size}"
+        f"{f', max_minutes={t.max_minutes:g}' if t.max_minutes else ''}),\n"
         ")"
     )
 

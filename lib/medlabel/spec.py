@@ -71,6 +71,7 @@ class TrainSpec(_Frozen):
     batch_size: int = Field(2, ge=1)
     val_fraction: float = Field(0.25, ge=0.0, lt=1.0)
     foreground_ratio: float = Field(0.67, ge=0.0, le=1.0)
+    max_minutes: float | None = Field(None, gt=0)  # wall-clock cap: no epoch starts that would end past it
 
 
 class BaseSpec(_Frozen):

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -127,9 +128,19 @@ class ContinualTrainTask(BasicTrainTask):
         return train, val
 
     def finalize(self, context: Context):
-        """When training ends, keep the best checkpoint as a new version and promote it only if it passes the gate."""
+        """When training ends, keep the best checkpoint as a new version and promote it only if it passes the gate.
+
+        Also keeps the validation curve (one value per epoch) and enforces the wall-clock cap.
+        """
+        self._stop_at_time_cap(context)
         if context.local_rank != 0:
             return
+        curve: list[float] = []
+        if context.evaluator is not None:
+            key = next(iter(self.val_key_metric(context)))
+            context.evaluator.add_event_handler(
+                Events.EPOCH_COMPLETED, lambda engine: curve.append(round(float(engine.state.metrics[key]), 4))
+            )
 
         def decide(engine):
             best = Path(context.output_dir) / self._key_metric_filename
@@ -147,11 +158,30 @@ class ContinualTrainTask(BasicTrainTask):
             result = gate(float(candidate["score"]), float(serving["score"]), len(val))
             self.store.decide(version, result)
             summary = {**stats, "version": version, "labelled_images": len(context.datalist), "gate": asdict(result),
-                       "candidate": candidate, "serving": serving}
+                       "candidate": candidate, "serving": serving, "val_curve": curve}
             atomic_write_json(Path(self._stats_path), json.loads(json.dumps(summary, default=str)))
             logger.info(f"'{self.spec.name}' version {version}: {result.reason}")
 
         context.trainer.add_event_handler(Events.COMPLETED, decide)
+
+    def _stop_at_time_cap(self, context: Context) -> None:
+        """Ends training after the epoch whose successor would pass ``max_minutes`` (spec, or the request).
+
+        Checked after validation, so the best checkpoint already covers the last epoch; the gate then
+        runs as after a full schedule. A user with a CPU budget gets a model within it, whatever the load.
+        """
+        cap = context.request.get("max_minutes", self.spec.train.max_minutes)
+        if not cap:
+            return
+        limit = float(cap) * 60
+
+        def check(engine):
+            elapsed = time.time() - context.start_ts
+            if elapsed + elapsed / engine.state.epoch > limit:
+                logger.info(f"stopping after epoch {engine.state.epoch}: another would pass {float(cap):g} min")
+                engine.terminate()
+
+        context.trainer.add_event_handler(Events.EPOCH_COMPLETED, check)
 
     def __call__(self, request, datastore):
         run_dir = Path(self._model_dir) / str(request.get("name", self._config["name"]))

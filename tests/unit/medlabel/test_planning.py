@@ -41,3 +41,9 @@ def test_demo_brain_plan_is_a_valid_spec_and_prints_as_python(demo_data):
     spec = plan("my_brain", {"brain": 1}, prints)
     assert isinstance(spec.intensity, ZScore) and all(p.foreground_extent_mm for p in prints)
     assert eval(spec_source(spec)) == spec
+
+
+def test_a_timed_plan_caps_training_at_the_budget_and_prints_the_cap():
+    spec = plan("organ", {"organ": 1}, [fp((1.0, 1.0, 1.0), (60, 60, 60))] * 4, budget_minutes=7, seconds_per_batch=1.0)
+    assert spec.train.max_minutes == 7 and spec.train.max_epochs == int(7 * 60 * 0.85 / 20)
+    assert eval(spec_source(spec)) == spec

@@ -49,3 +49,22 @@ def test_every_architecture_builds_and_one_step_lowers_the_loss():
             loss.backward()
             opt.step()
         assert loss_fn(net(x), y).item() < first.item(), arch
+
+
+def test_time_cap_ends_training_before_an_epoch_that_would_pass_it_and_still_completes():
+    import time
+    from types import SimpleNamespace
+
+    from ignite.engine import Engine, Events
+
+    from medlabel.continual.training import ContinualTrainTask
+
+    trainer = Engine(lambda engine, batch: time.sleep(0.2))
+    context = SimpleNamespace(request={"max_minutes": 0.7 / 60}, trainer=trainer, start_ts=time.time())
+    task = SimpleNamespace(spec=SimpleNamespace(train=SimpleNamespace(max_minutes=None)))
+    ContinualTrainTask._stop_at_time_cap(task, context)
+    completed = []
+    trainer.add_event_handler(Events.COMPLETED, lambda engine: completed.append(engine.state.epoch))
+    trainer.run([0], max_epochs=50)
+    assert completed == [3]  # after epoch 3 (0.6 s) a fourth would end at 0.8 s, past the 0.7 s cap
+    assert time.time() - context.start_ts < 0.7
