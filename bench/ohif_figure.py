@@ -1,7 +1,7 @@
 """docs/ohif.png: OHIF showing a liver_ct result, made by the real stack.
 
 Builds the demo data, writes the CT sub-volumes as DICOM series into a fresh Orthanc, starts our server on
-its DICOMweb URL, submits the ground-truth labels of six sub-volumes (stored in Orthanc as DICOM SEG),
+its DICOMweb URL, submits the ground-truth labels of the other sub-volumes that contain liver (stored in Orthanc as DICOM SEG),
 trains ``liver_ct`` once, and then runs the OHIF flow of tests/browser (open the study list, MONAI Label
 mode, connect, Next Sample, Run) in headless Chromium, saving the window as the figure. The two
 sub-volumes left unlabelled are the held-out ones of tests/system/test_segmentation_loop.py.
@@ -56,13 +56,14 @@ def main() -> None:
         server = Server("radiology", orthanc.dicomweb_url, work, {"models": "liver_ct", "retrain_after": "0"}).wait_ready()
         try:
             for name, series in written.items():
-                if name in HELD_OUT:
-                    continue
                 truth = work / "demo" / "groundtruth" / "liver-ct" / f"{name}.nii.gz"
+                if name in HELD_OUT or not sitk.GetArrayViewFromImage(sitk.ReadImage(str(truth))).any():
+                    continue  # held out, or no liver in this octant (a DICOM SEG needs a labelled voxel)
                 with open(truth, "rb") as f:
-                    requests.put(f"{server.url}/datastore/label", params={"image": series.series_uid, "tag": "final"},
-                                 files={"label": (truth.name, f), "params": (None, json.dumps({"label_info": LABEL_INFO}))},
-                                 timeout=120).raise_for_status()
+                    r = requests.put(f"{server.url}/datastore/label", params={"image": series.series_uid, "tag": "final"},
+                                     files={"label": (truth.name, f), "params": (None, json.dumps({"label_info": LABEL_INFO}))},
+                                     timeout=120)
+                assert r.status_code == 200, f"label for {name}: {r.status_code} {r.text}"
             t0 = time.time()
             requests.post(f"{server.url}/train/liver_ct", json={"max_epochs": args.epochs}, timeout=60).raise_for_status()
             time.sleep(3)

@@ -5,8 +5,8 @@
 //
 // Opens the OHIF build that our server serves at /ohif/, picks the first study of the study list in the
 // "MONAI Label" mode, connects the MONAI Label panel to the server, presses "Update Model" with no final
-// label yet (expects the server's refusal; not with --figure), "Next Sample" (reloads the viewer on the sample's study), "Run"
-// auto-segmentation, and reads back what OHIF shows: the labelmap volume in the page and the CT volume's
+// label yet (expects the server's refusal; not with --figure), "Next Sample" (reloads the viewer on the
+// sample's study), "Run" auto-segmentation, and reads back what OHIF shows: the labelmap volume in the page and the CT volume's
 // slice order. Then it submits a final label through the REST API (OHIF's MONAI Label panel has no save
 // button), presses "Update Model" again and checks that training runs, and stops it. Screenshots and
 // what was read go to DIR; DIR/result.json says what happened at each step. Python (test_ohif.py)
@@ -46,39 +46,36 @@ async function shot(page, name) {
   return file;
 }
 
-// In the page: OHIF's cornerstone extension exposes the cornerstone modules it runs with on window.
-const PAGE_HELPERS = () => ({ core: window.cornerstone, tools: window.cornerstoneTools });
-
+// In the page, OHIF's cornerstone extension puts the cornerstone modules it runs with on window.
 async function imageVolume(page) {
-  return page.evaluate(`(() => {
-    const { core } = (${PAGE_HELPERS})();
-    const volumes = core.cache.getVolumes().filter((v) => v.imageIds && v.imageIds.length === v.dimensions[2]);
-    const v = volumes.find((x) => String(x.volumeId).startsWith('cornerstoneStreamingImageVolume')) || null;
+  return page.evaluate(() => {
+    const volumes = window.cornerstone.cache.getVolumes();
+    const v = volumes.find((x) => String(x.volumeId).startsWith('cornerstoneStreamingImageVolume')
+      && x.imageIds && x.imageIds.length === x.dimensions[2]);
     if (!v) return { loaded: false, count: volumes.length };
     return {
       loaded: true, volumeId: v.volumeId, dimensions: Array.from(v.dimensions), spacing: Array.from(v.spacing),
       origin: Array.from(v.origin), direction: Array.from(v.direction),
-      sopInstanceUIDs: v.imageIds.map((id) => (id.match(/instances\\/([^/]+)\\//) || [null, id])[1]),
+      sopInstanceUIDs: v.imageIds.map((id) => (id.match(/instances\/([^/]+)\//) || [null, id])[1]),
     };
-  })()`);
+  });
 }
 
+// The labelmap of the panel's segmentation '1' (what the viewports overlay), base64 encoded.
 async function labelmap(page) {
-  return page.evaluate(`(() => {
-    const { core, tools } = (${PAGE_HELPERS})();
-    const seg = tools.segmentation.state.getSegmentation('1');
-    if (!seg) return null;
-    const lm = seg.representationData.Labelmap;
-    const volume = lm && lm.volumeId ? core.cache.getVolume(lm.volumeId) : null;
-    if (!volume) return { volumeId: null };
-    const data = volume.voxelManager.getCompleteScalarDataArray();
-    const bytes = new Uint8Array(data.buffer ? data : Uint8Array.from(data));
+  return page.evaluate(() => {
+    const seg = window.cornerstoneTools.segmentation.state.getSegmentation('1');
+    const volumeId = seg && seg.representationData.Labelmap && seg.representationData.Labelmap.volumeId;
+    const volume = volumeId ? window.cornerstone.cache.getVolume(volumeId) : null;
+    if (!volume) return null;
+    const bytes = Uint8Array.from(volume.voxelManager.getCompleteScalarDataArray());
     let binary = '';
     for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-    const segments = Object.fromEntries(Object.entries(seg.segments).map(([k, s]) => [k, s.label]));
-    const count = bytes.reduce((n, x) => n + (x > 0 ? 1 : 0), 0);
-    return { volumeId: lm.volumeId, dimensions: Array.from(volume.dimensions), nonzero: count, segments, base64: btoa(binary) };
-  })()`);
+    return {
+      volumeId, dimensions: Array.from(volume.dimensions), nonzero: bytes.reduce((n, x) => n + (x > 0 ? 1 : 0), 0),
+      segments: Object.fromEntries(Object.entries(seg.segments).map(([k, x]) => [k, x.label])), base64: btoa(binary),
+    };
+  });
 }
 
 async function waitFor(what, fn, timeoutMs, everyMs = 500) {
