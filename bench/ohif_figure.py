@@ -53,8 +53,9 @@ def main() -> None:
     with Orthanc(OrthancConfig(storage_dir=work / "orthanc", port=free_port())) as orthanc:
         for series in written.values():
             orthanc.upload(series.files)
-        server = Server("radiology", orthanc.dicomweb_url, work, {"models": "liver_ct", "retrain_after": "0"}).wait_ready()
+        server = Server("radiology", orthanc.dicomweb_url, work, {"models": "liver_ct", "retrain_after": "0"})
         try:
+            server.wait_ready(timeout=900)
             for name, series in written.items():
                 truth = work / "demo" / "groundtruth" / "liver-ct" / f"{name}.nii.gz"
                 if name in HELD_OUT or not sitk.GetArrayViewFromImage(sitk.ReadImage(str(truth))).any():
