@@ -58,7 +58,7 @@ def main() -> None:
             server.wait_ready(timeout=900)
             for name, series in written.items():
                 truth = work / "demo" / "groundtruth" / "liver-ct" / f"{name}.nii.gz"
-                if name in HELD_OUT or not sitk.GetArrayViewFromImage(sitk.ReadImage(str(truth))).any():
+                if name in HELD_OUT or not sitk.GetArrayFromImage(sitk.ReadImage(str(truth))).any():
                     continue  # held out, or no liver in this octant (a DICOM SEG needs a labelled voxel)
                 with open(truth, "rb") as f:
                     r = requests.put(f"{server.url}/datastore/label", params={"image": series.series_uid, "tag": "final"},
