@@ -116,6 +116,7 @@ class MedlabelApp(MONAILabelApp):
             image_exists=exists,
             max_upload_bytes=self.settings.max_upload_mb << 20,
             queued_training=self._queued_training,
+            final_labels=lambda: len(self.datastore().get_labeled_images()),
         )
 
     def init_datastore(self):

@@ -28,6 +28,10 @@ ABNORMAL = {"CodeValue": "49755003", "CodingSchemeDesignator": "SCT", "CodeMeani
 # SNOMED CT concepts for the structures our apps label; anything else is described as "Tissue".
 PROPERTY_TYPES = {"liver": ("10200004", "Liver"), "tumour": ("108369006", "Neoplasm"),
                   "tumor": ("108369006", "Neoplasm"), "brain": ("12738006", "Brain")}
+# RecommendedDisplayCIELabValue, given as RGB: viewers colour a segment with it (without one, OHIF and
+# Slicer pick their own, differently). Known structures get 3D Slicer's anatomy colours, others a palette.
+DISPLAY_RGB = {"liver": (221, 130, 101), "tumour": (144, 238, 144), "tumor": (144, 238, 144), "brain": (250, 250, 225)}
+PALETTE = [(128, 174, 128), (241, 214, 145), (177, 122, 101), (111, 184, 210), (216, 101, 79), (183, 156, 220)]
 
 
 class SegError(BadRequest):
@@ -40,6 +44,7 @@ def _segment(label_id: int, name: str) -> dict:
         "labelID": label_id, "SegmentLabel": name, "SegmentDescription": name, "SegmentAlgorithmType": "MANUAL",
         "SegmentedPropertyCategoryCodeSequence": ABNORMAL if meaning == "Neoplasm" else ANATOMY,
         "SegmentedPropertyTypeCodeSequence": {"CodeValue": code, "CodingSchemeDesignator": "SCT", "CodeMeaning": meaning},
+        "recommendedDisplayRGBValue": list(DISPLAY_RGB.get(name.lower(), PALETTE[(label_id - 1) % len(PALETTE)])),
     }
 
 

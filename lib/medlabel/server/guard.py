@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 from starlette.responses import JSONResponse
 
-from medlabel.errors import BadRequest, NotFound, PayloadTooLarge
+from medlabel.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class Catalogue:
     image_exists: Callable[[str], bool | None] = field(default=lambda _id: None)
     max_upload_bytes: int = 1 << 30
     queued_training: Callable[[], dict | None] = field(default=lambda: None)  # the training waiting to run
+    final_labels: Callable[[], int | None] = field(default=lambda: None)  # how many images have a final label
 
 
 class RequestGuard:
@@ -60,6 +61,7 @@ class RequestGuard:
         self._check_names(scope["method"], scope["path"].rstrip("/"))
         self._check_ids(scope["path"], parse_qs(scope.get("query_string", b"").decode(errors="replace")))
         if scope["method"] == "POST" and scope["path"].rstrip("/").startswith("/train"):
+            self._check_trainable()
             queued = self.catalogue.queued_training()
             if queued is not None:
                 detail = "a training is already queued; it will start when the running one ends and use the newest labels"
@@ -97,6 +99,14 @@ class RequestGuard:
                 named_elsewhere = path.rstrip("/") == "/datastore/image" or query.get("session_id")
                 if key == "image" and not named_elsewhere and self.catalogue.image_exists(value) is False:
                     raise NotFound(f"image '{value}' is not in the datastore")
+
+    def _check_trainable(self) -> None:
+        """Training without any final label crashes in the training process (an empty sampler) and the
+        client only sees a SUBMITTED task that later fails; OHIF's "Update Model" is one click away from that."""
+        if self.catalogue.final_labels() == 0:
+            raise Conflict("there is nothing to train on: no image has a final label yet. Submit a label first "
+                           "(Slicer: Submit Label; REST: PUT /datastore/label?image=ID&tag=final; DICOMweb: store a "
+                           "DICOM SEG of the series in the PACS), then start training")
 
     def _limited(self, scope, receive):
         limit = self.catalogue.max_upload_bytes

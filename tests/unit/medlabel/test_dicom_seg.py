@@ -37,6 +37,17 @@ def test_written_seg_references_its_series_and_reads_back_exact(case, demo_dicom
     np.testing.assert_array_equal(read_seg(seg, grid), sitk.GetArrayFromImage(truth))
 
 
+def test_written_segments_carry_display_colours(case):
+    """Without RecommendedDisplayCIELabValue each viewer picks its own colour for a segment."""
+    from pydicom_seg.template import rgb_to_cielab
+
+    _, source, truth = case
+    seg = write_seg(truth, source, {1: "liver", 2: "tumour"})
+    lab = [tuple(s.RecommendedDisplayCIELabValue) for s in seg.SegmentSequence]
+    assert lab == [tuple(rgb_to_cielab((221, 130, 101))), tuple(rgb_to_cielab((144, 238, 144)))]
+    assert lab[0] != lab[1]
+
+
 def test_labelmap_kind_that_ohif_313_writes_is_read(case):
     grid, _, truth = case
     seg = pydicom.dcmread(FIXTURES / "labelmap_seg.dcm")

@@ -15,7 +15,7 @@ def test_path_like_ids_are_rejected(bad):
         check_image_id(bad)
 
 
-def _call_guard(path: str, query: bytes, queued: dict | None):
+def _call_guard(path: str, query: bytes, queued: dict | None, final_labels: int | None = None):
     """Runs one POST through the guard around a recording app; returns (scope seen by app, response)."""
     import asyncio
     import json
@@ -34,7 +34,8 @@ def _call_guard(path: str, query: bytes, queued: dict | None):
         sent.append(message)
 
     names = lambda: {"liver_ct"}  # noqa: E731
-    guard = RequestGuard(app, Catalogue(names, names, names, names, queued_training=lambda: queued))
+    catalogue = Catalogue(names, names, names, names, queued_training=lambda: queued, final_labels=lambda: final_labels)
+    guard = RequestGuard(app, catalogue)
     scope = {"type": "http", "method": "POST", "path": path, "query_string": query, "headers": []}
     asyncio.run(guard(scope, receive, send))
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
@@ -49,3 +50,20 @@ def test_training_request_waits_for_a_running_one_instead_of_429():
 def test_training_request_while_one_is_queued_answers_with_the_queued_one():
     seen, response = _call_guard("/train/liver_ct", b"", queued={"id": "abc", "status": "SUBMITTED"})
     assert not seen and response["id"] == "abc" and "already queued" in response["detail"]
+
+
+@pytest.mark.parametrize("path", ["/train/", "/train/liver_ct"])
+def test_training_without_any_final_label_is_a_conflict_with_a_message(path):
+    """OHIF's "Update Model" posts /train/ whatever the datastore holds; stock monailabel accepts it and the
+    training process later dies on an empty sampler."""
+    from medlabel.errors import Conflict
+
+    with pytest.raises(Conflict, match="no image has a final label") as raised:
+        _call_guard(path, b"", queued=None, final_labels=0)
+    assert raised.value.status_code == 409 and "PUT /datastore/label" in raised.value.detail
+
+
+@pytest.mark.parametrize("count", [1, None])  # None: the datastore cannot say (the check is skipped)
+def test_training_with_final_labels_or_an_unknown_count_goes_through(count):
+    seen, response = _call_guard("/train/liver_ct", b"", queued=None, final_labels=count)
+    assert seen["query_string"] == b"enqueue=true" and response is None
