@@ -112,7 +112,7 @@ class ClassificationPredictor:
                                              activate=lambda t: activate(t, self.spec))
             with torch.no_grad():
                 occluded, _ = occlusion(x)
-                drop = activate(network(x), self.spec)[0, class_index] - occluded[0, 0, ..., class_index]
+                drop = activate(network(x), self.spec)[0, class_index] - occluded[0, class_index]  # (B, C, *spatial)
             drop = drop.clamp_min(0)
             return (drop / drop.max().clamp_min(1e-8)).float().cpu()
         if self._explainer is None:
