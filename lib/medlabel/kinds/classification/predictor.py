@@ -94,9 +94,16 @@ class ClassificationPredictor:
     @torch.no_grad()
     def embedding(self, image: torch.Tensor, device: torch.device) -> torch.Tensor:
         """(F,) the backbone's embedding of the image (the core-set strategy's feature space)."""
+        return self.embedding_and_probabilities(image, device)[0]
+
+    @torch.no_grad()
+    def embedding_and_probabilities(self, image: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(F,) embedding and (C,) probabilities from one pass (the head is applied to the embedding)."""
         network = self.network(device)
         with autocast(device):
-            return network.embed(image[None].to(device))[0].float().cpu()
+            features = network.embed(image[None].to(device))
+            logits = network.head(features)
+        return features[0].float().cpu(), activate(logits.float(), self.spec)[0].cpu()
 
     def explain(self, image: torch.Tensor, device: torch.device, class_index: int) -> torch.Tensor:
         """(*input_size) map in [0, 1] of where the image drives ``class_index`` up (float32, CPU).

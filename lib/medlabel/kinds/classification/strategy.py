@@ -76,9 +76,9 @@ class ClassificationScorer:
     def _compute(self, datastore: Datastore, image_id: str, version: int) -> dict:
         image = self.predictor.preprocess(datastore.get_image_uri(image_id))
         multi = self.predictor.spec.multi_label
-        prob = self.predictor.probabilities(image, self.device)
+        embedding, prob = self.predictor.embedding_and_probabilities(image, self.device)
         samples = self.predictor.sampled_probabilities(image, self.device, self.samples)
-        self._embeddings[(image_id, version)] = self.predictor.embedding(image, self.device).numpy()
+        self._embeddings[(image_id, version)] = embedding.numpy()
         return {"entropy": entropy_score(prob, multi), "margin": margin_score(prob, multi),
                 "bald": bald_score(samples, multi), "version": version, "ts": int(time.time())}
 
