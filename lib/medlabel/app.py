@@ -92,6 +92,7 @@ class MedlabelApp(MONAILabelApp):
         store = self.datastore()
         if "model_version" in params and isinstance(store, CheckedLocalDatastore) and store.has_image(str(image_id)):
             prediction = {"model": params.get("model"), "model_version": params["model_version"], "ts": int(time.time())}
+            prediction.update(params.get("prediction") or {})  # a kind's own result (class probabilities)
             store.update_image_info(str(image_id), {"last_prediction": prediction})
         return result
 
@@ -164,12 +165,19 @@ class MedlabelApp(MONAILabelApp):
     def init_scoring_methods(self) -> dict[str, Any]:
         return dict(self.active_learning.scoring)
 
+    @staticmethod
+    def _label_check(kind: str, specs: list[BaseSpec]):
+        """The kind's label check; one that needs the models (``check_label_for``) gets this app's of that kind."""
+        if KINDS[kind].check_label_for:
+            return KINDS[kind].check_label_for([s for s in specs if s.kind == kind])
+        return KINDS[kind].check_label
+
     def check_label(self, label_path: str, image_path: str, image_id: str, label_info: dict) -> None:
         """A label is checked by the kind of the model it names (``label_info["model"]``), else by the
         first kind of this app that accepts it; the error shown is the first kind's."""
         named = self.stores.get(str((label_info or {}).get("model")))
         specs = [named.spec] if named else self.specs
-        checks = [KINDS[k].check_label for k in dict.fromkeys(s.kind for s in specs) if KINDS[k].check_label]
+        checks = [c for k in dict.fromkeys(s.kind for s in specs) if (c := self._label_check(k, specs))]
         if not checks:
             raise BadRequest(f"no model of this app takes labels{f' (model {named.spec.name})' if named else ''}")
         first_error: BadRequest | None = None

@@ -13,6 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from medlabel.demo import classification
 from medlabel.demo.sources import Source, lits_117, mni152
 
 STUDIES = {"liver-ct": lits_117, "brain-mr": mni152}
@@ -66,4 +67,5 @@ def build(out: Path, force: bool = False) -> dict[str, int]:
         "unlabeled images a user starts from; `groundtruth/<set>` holds the reference labels for evaluation "
         "only.\n\n" + "\n".join(notes)
     )
+    counts.update(classification.build(out))
     return counts

@@ -18,6 +18,11 @@ from medlabel.kinds.segmentation.infer import SegmentationInfer
 from medlabel.kinds.segmentation.predictor import Predictor
 from medlabel.kinds.segmentation.train import SegmentationTrain
 from medlabel.spec import AppSettings
+from medlabel.kinds.classification import strategy as classification_al
+from medlabel.kinds.classification.infer import ClassificationInfer
+from medlabel.kinds.classification.labels import label_check as classification_label_check
+from medlabel.kinds.classification.predictor import ClassificationPredictor
+from medlabel.kinds.classification.train import ClassificationTrain
 
 LabelCheck = Callable[[str, str, str], None]
 """``check(label_path, image_path, image_id)`` raises ``BadRequest`` naming what to fix."""
@@ -40,11 +45,19 @@ class Kind:
     train: Callable[[ModelStore, AppSettings], Any] | None
     active_learning: Callable[[Any, AppSettings], ActiveLearning] = lambda predictor, settings: ActiveLearning({}, {})
     check_label: LabelCheck | None = None  # None: the kind takes no labels
+    check_label_for: Callable[[list[Any]], LabelCheck] | None = None  # a check built from the app's specs of this kind
 
 
 def _segmentation_active_learning(predictor: Predictor, settings: AppSettings) -> ActiveLearning:
     scorer = UncertaintyScorer(predictor, settings.uncertainty_samples, settings.device)
     return ActiveLearning({"uncertainty": MostUncertain(scorer)}, {"uncertainty": UncertaintyScoring(scorer)})
+
+
+def _classification_active_learning(predictor: ClassificationPredictor, settings: AppSettings) -> ActiveLearning:
+    scorer = classification_al.ClassificationScorer(predictor, settings.uncertainty_samples, settings.device)
+    strategies = {m: classification_al.MostUncertain(scorer, m) for m in classification_al.UNCERTAINTIES}
+    strategies["coreset"] = classification_al.CoreSet(scorer)
+    return ActiveLearning(strategies, {"classification_uncertainty": classification_al.UncertaintyScoring(scorer)})
 
 
 KINDS: dict[str, Kind] = {
@@ -54,5 +67,12 @@ KINDS: dict[str, Kind] = {
         train=SegmentationTrain,
         active_learning=_segmentation_active_learning,
         check_label=check_label_file,
+    ),
+    "classification": Kind(
+        predictor=ClassificationPredictor,
+        infers=lambda predictor, settings: {predictor.spec.name: ClassificationInfer(predictor, settings.device)},
+        train=ClassificationTrain,
+        active_learning=_classification_active_learning,
+        check_label_for=classification_label_check,
     ),
 }

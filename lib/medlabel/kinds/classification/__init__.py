@@ -1,0 +1,1 @@
+"""Image- and volume-level classification: class probabilities, Grad-CAM maps, uncertainty and diversity."""
