@@ -14,6 +14,7 @@ from typing import Any, Callable
 from medlabel.activelearning.uncertainty import MostUncertain, UncertaintyScorer, UncertaintyScoring
 from medlabel.continual.store import ModelStore
 from medlabel.datastore.local import check_label_file
+from medlabel.kinds.generation import kind as generation
 from medlabel.kinds.segmentation.infer import SegmentationInfer
 from medlabel.kinds.segmentation.predictor import Predictor
 from medlabel.kinds.segmentation.train import SegmentationTrain
@@ -54,5 +55,11 @@ KINDS: dict[str, Kind] = {
         train=SegmentationTrain,
         active_learning=_segmentation_active_learning,
         check_label=check_label_file,
+    ),
+    "generation": Kind(
+        predictor=generation.predictor,
+        infers=generation.infers,
+        train=generation.trainer,
+        check_label=generation.check_label,
     ),
 }
