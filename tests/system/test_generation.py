@@ -64,7 +64,8 @@ def test_restoration_models_learn_from_the_studies_and_beat_the_baselines(
     clean = sitk.ReadImage(str(held_out_file))
     held_out_file.unlink()  # never seen in training
 
-    server = start_server("generation", studies, retrain_after="0")
+    server = start_server("generation", studies, wait=False, models="ct_denoise,ct_superres", retrain_after="0")
+    server.wait_ready(timeout=600)  # generous for a loaded machine; about 10 s on a quiet one
     client = slicer_client_class.MONAILabelClient(server.url, tmpdir=str(tmp_path), client_id="test")
 
     info = client.info()

@@ -213,3 +213,29 @@ def test_diffusion_training_step_lowers_the_loss_and_sampling_is_seeded():
     a = sample(network, mask[:1], SYNTH, steps=3, seed=5, device=torch.device("cpu"))
     b = sample(network, mask[:1], SYNTH, steps=3, seed=5, device=torch.device("cpu"))
     assert a.shape == (1, 1, 16, 16, 16) and torch.equal(a, b) and float(a.abs().max()) <= 1.0
+
+
+def test_synthesis_infer_answers_on_the_mask_grid_and_refuses_bad_masks(demo_data, tmp_path):
+    from medlabel.continual.store import ModelStore
+    from medlabel.kinds.generation.infer import SynthesisInfer
+    from medlabel.kinds.generation.synthesis import Synthesizer
+
+    image = str(demo_data / "studies" / "liver-ct" / "lits117_subvolume_x1y1z0.nii.gz")
+    mask = str(demo_data / "groundtruth" / "liver-ct" / "lits117_subvolume_x1y1z0.nii.gz")
+    task = SynthesisInfer(Synthesizer(ModelStore(tmp_path / "models", SYNTH)), "cpu")
+    assert task.info()["type"] == "generation"
+
+    path, params = task({"image": image, "label": mask, "steps": 2, "seed": 3})
+    out, ref = sitk.ReadImage(path), sitk.ReadImage(image)
+    assert out.GetSize() == ref.GetSize() and np.allclose(out.GetOrigin(), ref.GetOrigin())
+    assert np.allclose(out.GetDirection(), ref.GetDirection()) and np.allclose(out.GetSpacing(), ref.GetSpacing())
+    assert params["derived_image"]["label"] == mask and params["derived_image"]["info"]["params"] == {"steps": 2, "seed": 3}
+
+    small = tmp_path / "small_mask.nii.gz"
+    sitk.WriteImage(sitk.Image([32, 32, 32], sitk.sitkUInt8), str(small))
+    with pytest.raises(BadRequest, match=r"voxel size \(32, 32, 32\)"):
+        task({"image": image, "label": str(small), "steps": 2})
+    with pytest.raises(BadRequest, match="steps must be an integer within 1..200"):
+        task({"image": image, "label": mask, "steps": 1000})
+    with pytest.raises(BadRequest, match="send the label mask"):
+        task({"image": image, "steps": 2})
