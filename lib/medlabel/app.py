@@ -90,11 +90,28 @@ class MedlabelApp(MONAILabelApp):
         result = super().infer(request, datastore)
         params, image_id = result.get("params") or {}, request.get("image")
         store = self.datastore()
+        if isinstance(params.get("derived_image"), dict) and result.get("file"):
+            params["derived_image"] = self._add_derived_image(store, str(image_id), result["file"], params["derived_image"])
         if "model_version" in params and isinstance(store, CheckedLocalDatastore) and store.has_image(str(image_id)):
             prediction = {"model": params.get("model"), "model_version": params["model_version"], "ts": int(time.time())}
             prediction.update(params.get("prediction") or {})  # a kind's own result (class probabilities)
             store.update_image_info(str(image_id), {"last_prediction": prediction})
         return result
+
+    @staticmethod
+    def _add_derived_image(store, image_id: str, path: str, derived: dict) -> dict:
+        """Keeps an image a model generated (``derived_image`` in its answer) as a new datastore image.
+
+        Its id is ``<source id>_<suffix>``; its info records the source image and the model's provenance.
+        """
+        if not isinstance(store, CheckedLocalDatastore):
+            return {"stored": False, "reason": "generated images are kept only in local studies folders"}
+        new_id = guard.check_image_id(f"{image_id}_{derived['suffix']}")
+        info = {"generated": {**derived.get("info", {}), "source_image": image_id, "ts": int(time.time())}}
+        store.add_image(new_id, path, info)
+        if derived.get("label"):  # a generated image's own mask: kept as its final label (a training pair)
+            store.save_label(new_id, derived["label"], "final", {"model": derived.get("info", {}).get("model")})
+        return {"stored": True, "id": new_id, **info}
 
     def info(self):
         """monailabel's info plus each model's serving version and version history, and the retrain status."""

@@ -14,15 +14,16 @@ from typing import Any, Callable
 from medlabel.activelearning.uncertainty import MostUncertain, UncertaintyScorer, UncertaintyScoring
 from medlabel.continual.store import ModelStore
 from medlabel.datastore.local import check_label_file
-from medlabel.kinds.segmentation.infer import SegmentationInfer
-from medlabel.kinds.segmentation.predictor import Predictor
-from medlabel.kinds.segmentation.train import SegmentationTrain
-from medlabel.spec import AppSettings
 from medlabel.kinds.classification import strategy as classification_al
 from medlabel.kinds.classification.infer import ClassificationInfer
 from medlabel.kinds.classification.labels import label_check as classification_label_check
 from medlabel.kinds.classification.predictor import ClassificationPredictor
 from medlabel.kinds.classification.train import ClassificationTrain
+from medlabel.kinds.generation import kind as generation
+from medlabel.kinds.segmentation.infer import SegmentationInfer
+from medlabel.kinds.segmentation.predictor import Predictor
+from medlabel.kinds.segmentation.train import SegmentationTrain
+from medlabel.spec import AppSettings
 
 LabelCheck = Callable[[str, str, str], None]
 """``check(label_path, image_path, image_id)`` raises ``BadRequest`` naming what to fix."""
@@ -74,5 +75,11 @@ KINDS: dict[str, Kind] = {
         train=ClassificationTrain,
         active_learning=_classification_active_learning,
         check_label_for=classification_label_check,
+    ),
+    "generation": Kind(
+        predictor=generation.predictor,
+        infers=generation.infers,
+        train=generation.trainer,
+        check_label=generation.check_label,
     ),
 }
