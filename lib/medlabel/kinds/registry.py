@@ -14,6 +14,10 @@ from typing import Any, Callable
 from medlabel.activelearning.uncertainty import MostUncertain, UncertaintyScorer, UncertaintyScoring
 from medlabel.continual.store import ModelStore
 from medlabel.datastore.local import check_label_file
+from medlabel.kinds.detection.infer import detection_infers
+from medlabel.kinds.detection.labels import check_box_label
+from medlabel.kinds.detection.predictor import DetectionPredictor
+from medlabel.kinds.detection.train import DetectionTrain
 from medlabel.kinds.segmentation.infer import SegmentationInfer
 from medlabel.kinds.segmentation.predictor import Predictor
 from medlabel.kinds.segmentation.train import SegmentationTrain
@@ -54,5 +58,11 @@ KINDS: dict[str, Kind] = {
         train=SegmentationTrain,
         active_learning=_segmentation_active_learning,
         check_label=check_label_file,
+    ),
+    "detection": Kind(
+        predictor=DetectionPredictor,
+        infers=detection_infers,
+        train=DetectionTrain,
+        check_label=check_box_label,
     ),
 }
