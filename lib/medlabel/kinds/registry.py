@@ -17,6 +17,7 @@ from medlabel.datastore.local import check_label_file
 from medlabel.kinds.detection.infer import detection_infers
 from medlabel.kinds.detection.labels import check_box_label
 from medlabel.kinds.detection.predictor import DetectionPredictor
+from medlabel.kinds.detection.strategy import detection_active_learning
 from medlabel.kinds.detection.train import DetectionTrain
 from medlabel.kinds.segmentation.infer import SegmentationInfer
 from medlabel.kinds.segmentation.predictor import Predictor
@@ -63,6 +64,7 @@ KINDS: dict[str, Kind] = {
         predictor=DetectionPredictor,
         infers=detection_infers,
         train=DetectionTrain,
+        active_learning=lambda predictor, settings: ActiveLearning(*detection_active_learning(predictor, settings)),
         check_label=check_box_label,
     ),
 }

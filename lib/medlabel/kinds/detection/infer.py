@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
-from medlabel.errors import NotFound
+from medlabel.errors import BadRequest, NotFound
 from medlabel.io.writer import write_label
 from medlabel.kinds.detection.boxes import world_to_voxel, write_markups
 from medlabel.kinds.detection.findings import findings
@@ -30,6 +30,19 @@ def boxes_to_labelmap(boxes: np.ndarray, affine: np.ndarray, shape: tuple[int, i
         a, b = np.clip(np.round(lo).astype(int), 0, shape), np.clip(np.round(hi).astype(int), 0, shape)
         label[a[0]:b[0], a[1]:b[1], a[2]:b[2]] = 1
     return label
+
+
+def _score_threshold(value: object) -> float | None:
+    """The request's ``score_threshold`` (0..1; 0 returns every box kept after NMS, for FROC), or None."""
+    if value is None or value == "":
+        return None
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not 0.0 <= threshold <= 1.0:
+        raise BadRequest(f"score_threshold must be a number from 0 to 1, got {value!r}")
+    return threshold
 
 
 class _DetectionTask(InferTask):
@@ -49,9 +62,10 @@ class _DetectionTask(InferTask):
         if not isinstance(image_path, str) or not image_path or not os.path.exists(image_path):
             raise NotFound(f"image '{request.get('image_id', image_path)}' was not found in the datastore")
         device = pick_device(request.get("device"), self.default_device)
+        threshold = _score_threshold(request.get("score_threshold"))
         data = self.predictor.preprocess(image_path)
         t_pre = time.perf_counter()
-        detections = self.predictor.detect(data["image"], device)
+        detections = self.predictor.detect(data["image"], device, threshold)
         t_net = time.perf_counter()
         return data, detections, {"pre": round(t_pre - start, 3), "infer": round(t_net - t_pre, 3), "start": start}
 
