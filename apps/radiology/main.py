@@ -39,7 +39,7 @@ RadiologyApp = medlabel_app(
             roi_size=(32, 32, 32),
             intensity=CTWindow(hu_min=-175, hu_max=250),
             mask_label=2,
-            train=TrainSpec(max_epochs=20, learning_rate=1e-3, samples_per_volume=2, batch_size=2),
+            train=TrainSpec(max_epochs=30, iterations_per_epoch=10, learning_rate=2e-3, samples_per_volume=1, batch_size=2),
         ),
     ],
 )
