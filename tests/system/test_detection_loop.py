@@ -40,7 +40,7 @@ def held_out_metrics(client, truth) -> dict:
 
 def test_slicer_detection_loop_learns_lesions(demo_data, start_server, slicer_client_class, tmp_path):
     studies, truth = demo_data / "studies" / STUDY, demo_data / "groundtruth" / STUDY
-    server = start_server("radiology", studies, models="liver_lesions", retrain_after="4", max_epochs="8")
+    server = start_server("radiology", studies, models="liver_lesions", retrain_after="4", max_epochs="6")
     client = slicer_client_class.MONAILabelClient(server.url, tmpdir=str(tmp_path), client_id="test-annotator")
 
     info = client.info()
@@ -73,11 +73,12 @@ def test_slicer_detection_loop_learns_lesions(demo_data, start_server, slicer_cl
         saved = client.save_label(image_id, str(truth / f"{image_id}.json"), tag="final", params={"label_info": []})
         assert saved["label"] == image_id
 
-    deadline = time.time() + 600  # retraining was queued by the fourth label
-    while time.time() < deadline:
+    deadline = time.time() + 900  # retraining was queued by the fourth label
+    while True:
         versions = requests.get(f"{server.url}/medlabel/models/liver_lesions/versions", timeout=10).json()["versions"]
         if len(versions) > 1 and not (server.model_dir / "liver_lesions" / "retrain.pending").exists():
             break
+        assert time.time() < deadline, "the automatic retraining did not finish in 15 minutes"
         time.sleep(3)
     stats = json.loads((server.model_dir / "liver_lesions" / "train" / "train_stats.json").read_text())
     assert stats["labelled_images"] == 4 and stats["gate"]["promoted"], stats["gate"]
