@@ -4,6 +4,7 @@ Run: ``monailabel start_server --app apps/radiology --studies demo-data/studies/
 """
 
 from medlabel.app import medlabel_app
+from medlabel.kinds.detection.spec import DetectionSpec
 from medlabel.spec import CTWindow, ModelSpec, NetworkSpec, TrainSpec, ZScore
 
 RadiologyApp = medlabel_app(
@@ -29,6 +30,16 @@ RadiologyApp = medlabel_app(
             intensity=ZScore(),
             network=NetworkSpec(arch="unet", channels=(16, 32, 64, 128), dropout=0.1),
             train=TrainSpec(max_epochs=40, learning_rate=3e-3, samples_per_volume=4, batch_size=2),
+        ),
+        DetectionSpec(
+            name="liver_lesions",
+            description="Liver lesions on CT as 3D boxes (RetinaNet); labels are boxes or tumour masks",
+            labels={"lesion": 1},
+            spacing_mm=(2.0, 2.0, 2.0),
+            roi_size=(32, 32, 32),
+            intensity=CTWindow(hu_min=-175, hu_max=250),
+            mask_label=2,
+            train=TrainSpec(max_epochs=30, iterations_per_epoch=10, learning_rate=2e-3, samples_per_volume=1, batch_size=2),
         ),
     ],
 )

@@ -62,6 +62,8 @@ def build(out: Path, force: bool = False) -> dict[str, int]:
             f"- Studies: 8 disjoint octant sub-volumes of the real volume (`{source.name}_subvolume_*`); the whole "
             f"volume is in `reference/`.\n"
         )
+    from medlabel.demo import detection  # imported here: it builds on this module's octants
+    notes.append(detection.build(out, counts))
     (out / "SOURCES.md").write_text(
         "# Demo data\n\nReal images from installed packages; nothing was downloaded. `studies/<set>` holds the "
         "unlabeled images a user starts from; `groundtruth/<set>` holds the reference labels for evaluation "

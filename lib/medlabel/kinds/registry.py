@@ -19,6 +19,11 @@ from medlabel.kinds.classification.infer import ClassificationInfer
 from medlabel.kinds.classification.labels import label_check as classification_label_check
 from medlabel.kinds.classification.predictor import ClassificationPredictor
 from medlabel.kinds.classification.train import ClassificationTrain
+from medlabel.kinds.detection.infer import detection_infers
+from medlabel.kinds.detection.labels import check_box_label
+from medlabel.kinds.detection.predictor import DetectionPredictor
+from medlabel.kinds.detection.strategy import detection_active_learning
+from medlabel.kinds.detection.train import DetectionTrain
 from medlabel.kinds.generation import kind as generation
 from medlabel.kinds.segmentation.infer import SegmentationInfer
 from medlabel.kinds.segmentation.predictor import Predictor
@@ -81,5 +86,12 @@ KINDS: dict[str, Kind] = {
         infers=generation.infers,
         train=generation.trainer,
         check_label=generation.check_label,
+    ),
+    "detection": Kind(
+        predictor=DetectionPredictor,
+        infers=detection_infers,
+        train=DetectionTrain,
+        active_learning=lambda predictor, settings: ActiveLearning(*detection_active_learning(predictor, settings)),
+        check_label=check_box_label,
     ),
 }

@@ -1,0 +1,77 @@
+"""Labelmap drawing, findings rows, TTA disagreement, the spec, and the network without torchvision."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from medlabel.kinds.detection.findings import findings
+from medlabel.kinds.detection.infer import boxes_to_labelmap
+from medlabel.kinds.detection.predictor import Detections
+from medlabel.kinds.detection.spec import DetectionSpec
+from medlabel.kinds.detection.strategy import tta_disagreement
+
+A = np.array([[0.0, 0, 0, 10, 10, 10]])
+B = np.array([[20.0, 20, 20, 30, 30, 30]])
+
+
+def test_boxes_drawn_on_the_voxels_whose_centres_they_hold():
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])  # voxel i spans 2i-1 .. 2i+1 mm
+    label = boxes_to_labelmap(np.array([[3.0, 3.0, 3.0, 9.0, 7.0, 5.0]]), affine, (8, 8, 8))
+    assert label.dtype == np.uint8
+    assert set(zip(*np.nonzero(label))) == {(i, j, 2) for i in (2, 3, 4) for j in (2, 3)}
+
+
+def test_findings_report_centre_size_volume_intensity_and_score():
+    raw = torch.full((1, 10, 10, 10), -50.0)
+    raw[0, 2:4, 2:4, 2:4] = 70.0  # a 2 mm cube of 70 HU at voxels 2..3
+    (row,) = findings(np.array([[1.5, 1.5, 1.5, 3.5, 3.5, 3.5]]), np.array([0.8]), raw, np.eye(4))
+    assert row["centre_ras_mm"] == [2.5, 2.5, 2.5] and row["size_mm"] == [2.0, 2.0, 2.0]
+    assert row["volume_mm3"] == 8.0 and row["mean_intensity"] == 70.0 and row["score"] == 0.8
+
+
+def _passes(*found):
+    return [Detections(np.concatenate([b for b, _ in f]) if f else np.zeros((0, 6)),
+                       np.array([s for _, s in f])) for f in found]
+
+
+def test_tta_disagreement_is_zero_when_passes_agree_and_grows_with_contested_boxes():
+    agree = _passes([(A, 0.9)], [(A + 0.5, 0.9)], [(A, 0.9)], [(A, 0.9)])
+    assert tta_disagreement(agree) == pytest.approx(0.0)
+    one_contested = _passes([(A, 0.9)], [], [(A, 0.9)], [])
+    two_contested = _passes([(A, 0.9), (B, 0.8)], [], [(A, 0.9)], [(B, 0.8)])
+    assert 0 < tta_disagreement(one_contested) < tta_disagreement(two_contested)
+
+
+def test_spec_rejects_bad_values():
+    DetectionSpec(name="lesions")
+    with pytest.raises(ValidationError):
+        DetectionSpec(name="lesions", roi_size=(30, 32, 32))
+    with pytest.raises(ValidationError):
+        DetectionSpec(name="lesions", labels={"lesion": 2})
+    with pytest.raises(ValidationError):
+        DetectionSpec(name="lesions", fpn_channels=24)  # RetinaNet heads use GroupNorm(16)
+
+
+def test_network_trains_a_step_and_never_imports_torchvision():
+    code = (
+        "import sys, torch\n"
+        "from medlabel.kinds.detection.network import build_detector, build_network\n"
+        "from medlabel.kinds.detection.spec import DetectionSpec\n"
+        "torch.manual_seed(0)\n"
+        "spec = DetectionSpec(name='lesions')\n"
+        "detector = build_detector(spec, build_network(spec)); detector.train()\n"
+        "opt = torch.optim.Adam(detector.network.parameters(), 1e-3)\n"
+        "image = torch.rand(1, 32, 32, 32); image[:, 10:16, 10:16, 10:16] += 2\n"
+        "target = [{'box': torch.tensor([[10., 10, 10, 16, 16, 16]]), 'box_label': torch.tensor([0])}]\n"
+        "losses = []\n"
+        "for _ in range(4):\n"
+        "    loss = sum(detector([image], target).values()); opt.zero_grad(); loss.backward(); opt.step()\n"
+        "    losses.append(float(loss))\n"
+        "assert losses[-1] < losses[0], losses\n"
+        "assert not any(m.startswith('torchvision') for m in sys.modules), 'torchvision imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
