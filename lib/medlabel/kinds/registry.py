@@ -14,6 +14,7 @@ from typing import Any, Callable
 from medlabel.activelearning.uncertainty import MostUncertain, UncertaintyScorer, UncertaintyScoring
 from medlabel.continual.store import ModelStore
 from medlabel.datastore.local import check_label_file
+from medlabel.kinds.scribbles.infer import ScribblesInfer, ScribblesRefiner
 from medlabel.kinds.segmentation.infer import SegmentationInfer
 from medlabel.kinds.segmentation.predictor import Predictor
 from medlabel.kinds.segmentation.train import SegmentationTrain
@@ -54,5 +55,10 @@ KINDS: dict[str, Kind] = {
         train=SegmentationTrain,
         active_learning=_segmentation_active_learning,
         check_label=check_label_file,
+    ),
+    "scribbles": Kind(
+        predictor=ScribblesRefiner,
+        infers=lambda refiner, settings: {refiner.spec.name: ScribblesInfer(refiner, settings.device)},
+        train=None,  # no weights of its own: it refines the prior model's prediction
     ),
 }
