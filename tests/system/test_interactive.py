@@ -6,7 +6,7 @@ Scribbles are sent as the module sends them: one label map holding the current s
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
 import nibabel as nib
 import numpy as np
@@ -47,8 +47,9 @@ def slicer_scribbles(segmentation: np.ndarray, strokes: list[tuple[np.ndarray, b
 
 @pytest.fixture
 def liver_server(demo_data, start_server):
-    return start_server("radiology", demo_data / "studies" / "liver-ct", models="liver_ct,liver_ct_scribbles",
-                        retrain_after="0")
+    server = start_server("radiology", demo_data / "studies" / "liver-ct", wait=False,
+                          models="liver_ct,liver_ct_scribbles,liver_clicks", retrain_after="0")
+    return server.wait_ready(600)  # a shared CI machine can be slow to import torch and monailabel
 
 
 def test_scribbles_improve_the_models_liver(demo_data, liver_server, slicer_client_class, tmp_path):
@@ -129,3 +130,40 @@ def test_bad_scribbles_are_rejected(demo_data, liver_server, slicer_client_class
         client.infer("liver_ct_scribbles", IMAGE, params)  # no label file at all
     assert "Status: 400" in e.value.msg and "'label'" in e.value.msg
     assert client.info()["models"]["liver_ct_scribbles"]["type"] == "scribbles"  # still serving
+
+
+def test_clicks_train_in_the_loop_and_segment_near_the_click(demo_data, liver_server, slicer_client_class, tmp_path,
+                                                            wait_for_training):
+    """The click model trains through the continual trainer (a gated version) and answers Slicer's point tool."""
+    client = slicer_client_class.MONAILabelClient(liver_server.url, tmpdir=str(tmp_path))
+    assert client.info()["models"]["liver_clicks"]["type"] == "deepgrow"  # listed by Slicer's and OHIF's point tools
+    truth_dir = demo_data / "groundtruth" / "liver-ct"
+    label_info = [{"name": "liver", "idx": 1}, {"name": "tumour", "idx": 2}]
+    for image_id in ["lits117_subvolume_x0y0z0", "lits117_subvolume_x1y0z0", "lits117_subvolume_x0y1z0"]:
+        client.save_label(image_id, str(truth_dir / f"{image_id}.nii.gz"), tag="final", params={"label_info": label_info})
+    client.train_start("liver_clicks", {"max_epochs": 2, "iterations_per_epoch": 4})
+    status = wait_for_training(client)
+    assert status["status"] == "DONE", status
+    stats = json.loads((liver_server.model_dir / "liver_clicks" / "train" / "train_stats.json").read_text())
+    assert stats["version"] == 1 and stats["gate"]["validation_images"] == 1, stats["gate"]
+    assert len(stats["candidate"]["dice_per_click"]) == 3  # Dice after each simulated click
+
+    truth = np.asarray(nib.load(truth_dir / f"{IMAGE}.nii.gz").dataobj) == 1
+    click = next_click(np.zeros_like(truth), truth).point
+    result, params = client.infer("liver_clicks", IMAGE, {"label": "liver", "foreground": [list(click)], "background": []})
+    out = read_ijk(result)
+    assert out.shape == truth.shape and set(np.unique(out)) <= {0, 1}
+    box = tuple(slice(a, b) for a, b in zip(params["roi"][::2], params["roi"][1::2]))
+    assert all(s.start <= c < s.stop for s, c in zip(box, click))  # the work box holds the click
+    inside = np.zeros(out.shape, bool)
+    inside[box] = True
+    assert out[~inside].sum() == 0
+    print(f"click model v{params['model_version']}: Dice after one click {dice(out == 1, truth):.3f}; "
+          f"gate {stats['gate']}; latencies {params['latencies']}")
+
+    for bad, message in [({"foreground": []}, "at least one foreground point"),
+                         ({"foreground": [[500, 1, 1]]}, "outside the image"),
+                         ({"foreground": "12,3"}, "list of [i, j, k]")]:
+        with pytest.raises(slicer_client_class.MONAILabelClientException) as e:
+            client.infer("liver_clicks", IMAGE, {"label": "liver", **bad})
+        assert "Status: 400" in e.value.msg and message in e.value.msg, e.value.msg

@@ -14,6 +14,9 @@ from typing import Any, Callable
 from medlabel.activelearning.uncertainty import MostUncertain, UncertaintyScorer, UncertaintyScoring
 from medlabel.continual.store import ModelStore
 from medlabel.datastore.local import check_label_file
+from medlabel.kinds.clicks.infer import ClickInfer
+from medlabel.kinds.clicks.predictor import ClickPredictor
+from medlabel.kinds.clicks.train import ClickTrain
 from medlabel.kinds.scribbles.infer import ScribblesInfer, ScribblesRefiner
 from medlabel.kinds.segmentation.infer import SegmentationInfer
 from medlabel.kinds.segmentation.predictor import Predictor
@@ -60,5 +63,11 @@ KINDS: dict[str, Kind] = {
         predictor=ScribblesRefiner,
         infers=lambda refiner, settings: {refiner.spec.name: ScribblesInfer(refiner, settings.device)},
         train=None,  # no weights of its own: it refines the prior model's prediction
+    ),
+    "clicks": Kind(
+        predictor=ClickPredictor,
+        infers=lambda predictor, settings: {predictor.spec.name: ClickInfer(predictor, settings.device)},
+        train=ClickTrain,
+        check_label=check_label_file,
     ),
 }

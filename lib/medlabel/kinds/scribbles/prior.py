@@ -11,18 +11,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, SpatialResample
+from monai.transforms import SpatialResample
 
 from medlabel.interactive.box import box_shape, grow, mm_to_voxels
 from medlabel.interactive.volume import Box, Volume, crop_affine
+from medlabel.interactive.preprocess import in_memory_transforms
 from medlabel.kinds.segmentation.predictor import Predictor
-from medlabel.kinds.segmentation.transforms import infer_transforms
-
-
-def in_memory_transforms(predictor: Predictor) -> Compose:
-    """The model's inference pre-processing without the file reading (the volume is already loaded)."""
-    steps = [t for t in infer_transforms(predictor.spec).transforms if not isinstance(t, (LoadImaged, EnsureChannelFirstd))]
-    return Compose(steps)
 
 
 @torch.no_grad()
@@ -33,7 +27,7 @@ def probabilities_in_box(
     outer = grow(box, mm_to_voxels(context_mm, volume.spacing_mm), volume.shape)
     crop = volume.crop(outer)
     image = MetaTensor(torch.from_numpy(np.ascontiguousarray(crop.array, dtype=np.float32))[None], affine=crop.affine)
-    image = in_memory_transforms(predictor)({"image": image})["image"]
+    image = in_memory_transforms(predictor.spec)({"image": image})["image"]
     prob = predictor.probabilities(image, device).cpu()
     prob = MetaTensor(prob, affine=image.affine)
     resampled = SpatialResample(mode="bilinear", padding_mode="border", align_corners=True)(
