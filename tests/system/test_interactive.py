@@ -45,14 +45,20 @@ def slicer_scribbles(segmentation: np.ndarray, strokes: list[tuple[np.ndarray, b
     return write_label(label, affine, ".nrrd")
 
 
-@pytest.fixture
-def liver_server(demo_data, start_server):
-    server = start_server("radiology", demo_data / "studies" / "liver-ct", wait=False,
-                          models="liver_ct,liver_ct_scribbles,liver_clicks", retrain_after="0")
+def serve(start_server, demo_data, models: str):
+    server = start_server("radiology", demo_data / "studies" / "liver-ct", wait=False, models=models, retrain_after="0")
     return server.wait_ready(600)  # a shared CI machine can be slow to import torch and monailabel
 
 
-def test_scribbles_improve_the_models_liver(demo_data, liver_server, slicer_client_class, tmp_path):
+def test_scribbles(demo_data, start_server, slicer_client_class, tmp_path):
+    """One server for the scribbles checks (each server start costs 10-60 s)."""
+    server = serve(start_server, demo_data, "liver_ct,liver_ct_scribbles")
+    scribbles_improve_the_models_liver(demo_data, server, slicer_client_class, tmp_path)
+    scribbles_roi_bounds_the_object(demo_data, server, slicer_client_class, tmp_path)
+    bad_scribbles_are_rejected(demo_data, server, slicer_client_class, tmp_path)
+
+
+def scribbles_improve_the_models_liver(demo_data, liver_server, slicer_client_class, tmp_path):
     client = slicer_client_class.MONAILabelClient(liver_server.url, tmpdir=str(tmp_path))
     info = client.info()
     assert info["models"]["liver_ct_scribbles"]["type"] == "scribbles"  # what Slicer's Scribbles section lists
@@ -85,7 +91,7 @@ def test_scribbles_improve_the_models_liver(demo_data, liver_server, slicer_clie
     assert scores[-1] > scores[0] + 0.2 and scores[-1] > 0.75, scores
 
 
-def test_scribbles_roi_bounds_the_object(demo_data, liver_server, slicer_client_class, tmp_path):
+def scribbles_roi_bounds_the_object(demo_data, liver_server, slicer_client_class, tmp_path):
     """With Slicer's ROI placed, nothing outside it is foreground (MONAI Label's rule) and the work stays in it."""
     client = slicer_client_class.MONAILabelClient(liver_server.url, tmpdir=str(tmp_path))
     affine = nib.load(demo_data / "studies" / "liver-ct" / f"{IMAGE}.nii.gz").affine
@@ -102,7 +108,7 @@ def test_scribbles_roi_bounds_the_object(demo_data, liver_server, slicer_client_
     assert params["roi"] == roi
 
 
-def test_bad_scribbles_are_rejected(demo_data, liver_server, slicer_client_class, tmp_path):
+def bad_scribbles_are_rejected(demo_data, liver_server, slicer_client_class, tmp_path):
     client = slicer_client_class.MONAILabelClient(liver_server.url, tmpdir=str(tmp_path))
     affine = nib.load(demo_data / "studies" / "liver-ct" / f"{IMAGE}.nii.gz").affine
     shape = nib.load(demo_data / "studies" / "liver-ct" / f"{IMAGE}.nii.gz").shape
@@ -132,9 +138,10 @@ def test_bad_scribbles_are_rejected(demo_data, liver_server, slicer_client_class
     assert client.info()["models"]["liver_ct_scribbles"]["type"] == "scribbles"  # still serving
 
 
-def test_clicks_train_in_the_loop_and_segment_near_the_click(demo_data, liver_server, slicer_client_class, tmp_path,
+def test_clicks_train_in_the_loop_and_segment_near_the_click(demo_data, start_server, slicer_client_class, tmp_path,
                                                             wait_for_training):
     """The click model trains through the continual trainer (a gated version) and answers Slicer's point tool."""
+    liver_server = serve(start_server, demo_data, "liver_clicks")
     client = slicer_client_class.MONAILabelClient(liver_server.url, tmpdir=str(tmp_path))
     assert client.info()["models"]["liver_clicks"]["type"] == "deepgrow"  # listed by Slicer's and OHIF's point tools
     truth_dir = demo_data / "groundtruth" / "liver-ct"
