@@ -148,8 +148,8 @@ def test_clicks_train_in_the_loop_and_segment_near_the_click(demo_data, start_se
     label_info = [{"name": "liver", "idx": 1}, {"name": "tumour", "idx": 2}]
     for image_id in ["lits117_subvolume_x0y0z0", "lits117_subvolume_x1y0z0", "lits117_subvolume_x0y1z0"]:
         client.save_label(image_id, str(truth_dir / f"{image_id}.nii.gz"), tag="final", params={"label_info": label_info})
-    client.train_start("liver_clicks", {"max_epochs": 2, "iterations_per_epoch": 4})
-    status = wait_for_training(client)
+    client.train_start("liver_clicks", {"max_epochs": 1, "iterations_per_epoch": 4})
+    status = wait_for_training(client, timeout=3000)  # slow on a loaded shared machine
     assert status["status"] == "DONE", status
     stats = json.loads((liver_server.model_dir / "liver_clicks" / "train" / "train_stats.json").read_text())
     assert stats["version"] == 1 and stats["gate"]["validation_images"] == 1, stats["gate"]
