@@ -30,7 +30,7 @@ def write_label(label_ijk: np.ndarray, affine_ras: np.ndarray, extension: str, d
         raise BadRequest(f"result_extension '{extension}' is not supported; use one of {list(LABEL_EXTENSIONS)}")
     if dtype not in LABEL_DTYPES:
         raise BadRequest(f"result_dtype '{dtype}' is not supported for labels; use one of {list(LABEL_DTYPES)}")
-    image = sitk.GetImageFromArray(np.ascontiguousarray(label_ijk.astype(LABEL_DTYPES[dtype]).transpose(2, 1, 0)))
+    image = sitk.GetImageFromArray(np.ascontiguousarray(label_ijk.astype(LABEL_DTYPES[dtype], copy=False).transpose(2, 1, 0)))
     origin, spacing, direction = ras_affine_to_itk(affine_ras)
     image.SetOrigin(origin)
     image.SetSpacing(spacing)

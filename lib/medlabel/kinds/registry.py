@@ -14,6 +14,9 @@ from typing import Any, Callable
 from medlabel.activelearning.uncertainty import MostUncertain, UncertaintyScorer, UncertaintyScoring
 from medlabel.continual.store import ModelStore
 from medlabel.datastore.local import check_label_file
+from medlabel.kinds.clicks.infer import ClickInfer
+from medlabel.kinds.clicks.predictor import ClickPredictor
+from medlabel.kinds.clicks.train import ClickTrain
 from medlabel.kinds.classification import strategy as classification_al
 from medlabel.kinds.classification.infer import ClassificationInfer
 from medlabel.kinds.classification.labels import label_check as classification_label_check
@@ -25,6 +28,7 @@ from medlabel.kinds.detection.predictor import DetectionPredictor
 from medlabel.kinds.detection.strategy import detection_active_learning
 from medlabel.kinds.detection.train import DetectionTrain
 from medlabel.kinds.generation import kind as generation
+from medlabel.kinds.scribbles.infer import ScribblesInfer, ScribblesRefiner
 from medlabel.kinds.segmentation.infer import SegmentationInfer
 from medlabel.kinds.segmentation.predictor import Predictor
 from medlabel.kinds.segmentation.train import SegmentationTrain
@@ -93,5 +97,16 @@ KINDS: dict[str, Kind] = {
         train=DetectionTrain,
         active_learning=lambda predictor, settings: ActiveLearning(*detection_active_learning(predictor, settings)),
         check_label=check_box_label,
+    ),
+    "scribbles": Kind(
+        predictor=ScribblesRefiner,
+        infers=lambda refiner, settings: {refiner.spec.name: ScribblesInfer(refiner, settings.device)},
+        train=None,  # no weights of its own: it refines the prior model's prediction
+    ),
+    "clicks": Kind(
+        predictor=ClickPredictor,
+        infers=lambda predictor, settings: {predictor.spec.name: ClickInfer(predictor, settings.device)},
+        train=ClickTrain,
+        check_label=check_label_file,
     ),
 }

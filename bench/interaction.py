@@ -1,0 +1,247 @@
+"""Interactive refinement: Dice per interaction with a simulated annotator, and latency over HTTP.
+
+    .venv/bin/python bench/interaction.py [--epochs 8] [--click-epochs 8] [--clicks 10] [--strokes 5]
+                                          [--out docs] [--latency-repeats 3] [--skip-latency]
+
+1. For the demo CT (liver) and the MNI brain MR (brain), two octants are held out; a real server
+   (``apps/radiology``) gets the ground truth of the other six as final labels (``PUT /datastore/label``)
+   and trains the segmentation model and the click model (``POST /train/<model>``), as a user would.
+2. On the held-out octants, with the trained weights and the same code the server runs, a simulated
+   annotator (``medlabel.interactive.simulate``: interact at the interior of the largest error region)
+   - clicks 0..``--clicks`` times on the click model, starting from nothing (0 clicks: Dice 0);
+   - paints 0..``--strokes`` scribble strokes on the segmentation model's prediction (0 strokes: the
+     model alone), each stroke sent with the result of the previous one, as Slicer does.
+3. Latency, warm, end to end over HTTP (``POST /infer``, Slicer's client request) on a 512x512x200 CT
+   resampled from the real CT (0.7x0.7x2.0 mm): a scribble refinement with Slicer's ROI of 128^3 voxels
+   around the strokes, and a click (the click model's box is 128 mm: 183x183x64 voxels).
+
+Prints markdown tables and writes ``interaction.png`` and ``interaction.json`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import requests
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from infer_latency import REPO, Server, log, write_ct_sized  # noqa: E402  (bench scripts share one harness)
+from label_efficiency import wait_training  # noqa: E402
+
+sys.path.insert(0, str(REPO / "apps" / "radiology"))
+import main as radiology  # noqa: E402
+
+from medlabel.continual.store import ModelStore  # noqa: E402
+from medlabel.demo.build import build  # noqa: E402
+from medlabel.interactive.simulate import next_click, next_stroke  # noqa: E402
+from medlabel.interactive.volume import read_volume  # noqa: E402
+from medlabel.io.writer import write_label  # noqa: E402
+from medlabel.kinds.clicks.predictor import ClickPredictor  # noqa: E402
+from medlabel.kinds.scribbles.infer import ScribblesRefiner  # noqa: E402
+from medlabel.kinds.scribbles.prior import probabilities_in_box  # noqa: E402
+from medlabel.kinds.scribbles.refinement import refine  # noqa: E402
+from medlabel.kinds.scribbles.request import Scribbles  # noqa: E402
+
+SPECS = {s.name: s for s in radiology.RadiologyApp.SPECS}
+DATASETS = {
+    "liver-ct": {"segmentation": "liver_ct", "clicks": "liver_clicks", "scribbles": "liver_ct_scribbles",
+                 "structure": "liver", "held_out": ["lits117_subvolume_x1y1z0", "lits117_subvolume_x1y0z1"]},
+    "brain-mr": {"segmentation": "brain_mr", "clicks": "brain_clicks", "scribbles": "brain_mr_scribbles",
+                 "structure": "brain", "held_out": ["mni152_subvolume_x1y1z0", "mni152_subvolume_x0y1z1"]},
+}
+CPU = torch.device("cpu")
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return float(2 * (a & b).sum() / max(1, a.sum() + b.sum()))
+
+
+def train(dataset: str, cfg: dict, demo: Path, work: Path, epochs: int, click_epochs: int) -> Path:
+    """A server on the non-held-out octants; labels in, both models trained; returns the model folder."""
+    studies, model_dir = work / dataset / "studies", work / dataset / "models"
+    studies.mkdir(parents=True)
+    for image in sorted((demo / "studies" / dataset).glob("*.nii.gz")):
+        if image.name.removesuffix(".nii.gz") not in cfg["held_out"]:
+            shutil.copy(image, studies / image.name)
+    conf = {"models": f"{cfg['segmentation']},{cfg['clicks']}", "model_dir": str(model_dir), "retrain_after": "0"}
+    with Server(dataset, REPO / "apps" / "radiology", studies, conf, work / f"{dataset}.log", start_timeout=600) as server:
+        info = {"label_info": [{"name": n, "idx": i} for n, i in SPECS[cfg["segmentation"]].labels.items()]}
+        for image in sorted(studies.glob("*.nii.gz")):
+            with open(demo / "groundtruth" / dataset / image.name, "rb") as f:
+                r = requests.put(f"{server.url}/datastore/label", params={"image": image.name.removesuffix(".nii.gz"), "tag": "final"},
+                                 data={"params": json.dumps(info)}, files={"label": (image.name, f)}, timeout=600)
+            r.raise_for_status()
+        for model, n in ((cfg["segmentation"], epochs), (cfg["clicks"], click_epochs)):
+            t0 = time.time()
+            requests.post(f"{server.url}/train/{model}", json={"max_epochs": n}, timeout=600).raise_for_status()
+            status = wait_training(server.url, 7200)
+            log(f"{dataset}: trained {model} ({n} epochs) in {time.time() - t0:.0f} s: {status.get('status')}")
+    return model_dir
+
+
+def click_curve(dataset: str, cfg: dict, demo: Path, model_dir: Path, clicks: int) -> list[list[float]]:
+    predictor = ClickPredictor(ModelStore(model_dir, SPECS[cfg["clicks"]]))
+    curves = []
+    for image_id in cfg["held_out"]:
+        volume = read_volume(str(demo / "studies" / dataset / f"{image_id}.nii.gz"), "image")
+        truth = np.asarray(nib.load(demo / "groundtruth" / dataset / f"{image_id}.nii.gz").dataobj) == SPECS[cfg["clicks"]].label_id
+        fg, bg, pred, curve = [], [], np.zeros(truth.shape, bool), [0.0]
+        for _ in range(clicks):
+            c = next_click(pred, truth)
+            if c is not None:
+                (fg if c.foreground else bg).append(list(c.point))
+                pred = predictor.predict(volume, fg, bg, CPU)[0] == 1
+            curve.append(dice(pred, truth))
+        curves.append(curve)
+    return curves
+
+
+def scribble_curve(dataset: str, cfg: dict, demo: Path, model_dir: Path, strokes: int) -> list[list[float]]:
+    spec = SPECS[cfg["scribbles"]]
+    refiner = ScribblesRefiner(ModelStore(model_dir, spec))
+    label_id = spec.prior.labels[cfg["structure"]]
+    curves = []
+    for image_id in cfg["held_out"]:
+        volume = read_volume(str(demo / "studies" / dataset / f"{image_id}.nii.gz"), "image")
+        truth = np.asarray(nib.load(demo / "groundtruth" / dataset / f"{image_id}.nii.gz").dataobj) == label_id
+        whole = tuple(slice(0, n) for n in volume.shape)
+        pred = probabilities_in_box(refiner.prior, volume, whole, 0.0, CPU).argmax(0) == label_id
+        fg, bg, curve = np.zeros(truth.shape, bool), np.zeros(truth.shape, bool), [dice(pred, truth)]
+        for _ in range(strokes):
+            found = next_stroke(pred, truth)
+            if found is not None:
+                mask, foreground = found
+                (fg if foreground else bg)[mask] = True
+                request = Scribbles(fg.copy(), bg.copy(), cfg["structure"], pred.copy(), None)
+                prob = lambda box: probabilities_in_box(refiner.prior, volume, box, spec.context_mm, CPU)  # noqa: E731
+                pred = refine(volume, request, spec, prob).label == 1
+            curve.append(dice(pred, truth))
+        curves.append(curve)
+    return curves
+
+
+def latency(demo: Path, work: Path, model_dir: Path, repeats: int) -> dict:
+    """Warm end-to-end ``POST /infer`` seconds for a scribble refinement (128^3 ROI) and a click on a 512x512x200 CT."""
+    big = work / "latency" / "studies" / "ct512.nii.gz"
+    big.parent.mkdir(parents=True)
+    write_ct_sized(demo / "reference" / "lits117_image.nii.gz", big)
+    image = nib.load(big)
+    truth_small = np.asarray(nib.load(demo / "reference" / "lits117_labels.nii.gz").dataobj) == 1
+    centre = np.argwhere(truth_small).mean(0) * np.asarray(image.shape) / np.asarray(truth_small.shape)
+    c = np.rint(centre).astype(int)
+    label = np.zeros(image.shape, np.uint8)
+    label[c[0] - 20:c[0] + 20, c[1] - 3:c[1] + 3, c[2]] = 4  # a foreground stroke in the liver
+    label[c[0] - 60:c[0] - 50, c[1] - 40:c[1] + 40, c[2]] = 3  # a background stroke beside it
+    label_file = write_label(label, image.affine, ".nrrd")
+    roi = [int(v) for a in range(3) for v in (max(0, c[a] - 64), min(image.shape[a], c[a] + 64))]
+    params = {"label_info": [{"name": "liver", "id": 1}, {"name": "tumour", "id": 2},
+                             {"name": "background_scribbles", "id": 3}, {"name": "foreground_scribbles", "id": 4}],
+              "roi": roi, "selected_label_name": "liver", "result_extension": ".nrrd", "result_dtype": "uint8"}
+    conf = {"models": "liver_ct,liver_ct_scribbles,liver_clicks", "model_dir": str(model_dir), "retrain_after": "0"}
+    out = {}
+    with Server("latency", REPO / "apps" / "radiology", big.parent, conf, work / "latency.log", start_timeout=600) as server:
+        calls = {
+            "scribbles (ROI 128^3)": lambda: requests.post(
+                f"{server.url}/infer/liver_ct_scribbles", params={"image": "ct512"},
+                data={"params": json.dumps(params)}, files={"label": ("scribbles.nrrd", open(label_file, "rb"))}, timeout=600),
+            "click (box 183x183x64)": lambda: requests.post(
+                f"{server.url}/infer/liver_clicks", params={"image": "ct512"},
+                data={"params": json.dumps({"foreground": [c.tolist()], "background": [], "label": "liver",
+                                            "result_extension": ".nrrd", "result_dtype": "uint8"})}, timeout=600),
+        }
+        for name, call in calls.items():
+            seconds, stages = [], None
+            for i in range(repeats + 1):
+                t0 = time.perf_counter()
+                r = call()
+                r.raise_for_status()
+                if i:  # the first call loads the image and imports ITK: not warm
+                    seconds.append(time.perf_counter() - t0)
+                stages = json.loads(r.headers.get("params") or "{}") if "params" in r.headers else stages
+            out[name] = {"first_s": None, "warm_s": seconds, "warm_median_s": float(np.median(seconds))}
+            log(f"latency {name}: warm {['%.2f' % s for s in seconds]}")
+    return out
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for dataset, r in results["datasets"].items():
+        for ax, key, xlabel in ((axes[0], "clicks", "clicks"), (axes[1], "scribbles", "scribble strokes")):
+            mean = np.mean(r[key], axis=0)
+            ax.plot(range(len(mean)), mean, marker="o", label=dataset)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("held-out Dice (mean of 2 octants)")
+            ax.set_ylim(0, 1)
+            ax.grid(alpha=0.3)
+    axes[0].set_title("Click model (0 clicks: nothing segmented)")
+    axes[1].set_title("Scribbles on the model's prediction")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def table(results: dict) -> str:
+    lines = []
+    for key, n in (("clicks", "clicks"), ("scribbles", "strokes")):
+        width = max(len(r[key][0]) for r in results["datasets"].values())
+        lines.append(f"| {n} | " + " | ".join(str(i) for i in range(width)) + " |")
+        lines.append("|---|" + "---|" * width)
+        for dataset, r in results["datasets"].items():
+            lines.append(f"| {dataset} | " + " | ".join(f"{v:.3f}" for v in np.mean(r[key], axis=0)) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=8, help="segmentation training epochs (20 batches each)")
+    p.add_argument("--click-epochs", type=int, default=8, help="click model training epochs")
+    p.add_argument("--clicks", type=int, default=10)
+    p.add_argument("--strokes", type=int, default=5)
+    p.add_argument("--latency-repeats", type=int, default=3)
+    p.add_argument("--skip-latency", action="store_true")
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    p.add_argument("--out", type=Path, default=REPO / "docs")
+    p.add_argument("--work", type=Path, default=None)
+    args = p.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="interaction-"))
+    demo = work / "demo"
+    if not (demo / "groundtruth").is_dir():
+        build(demo, force=True)
+    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}
+    model_dirs = {}
+    for dataset in args.datasets:
+        cfg = DATASETS[dataset]
+        model_dirs[dataset] = train(dataset, cfg, demo, work, args.epochs, args.click_epochs)
+        results["datasets"][dataset] = {
+            "clicks": click_curve(dataset, cfg, demo, model_dirs[dataset], args.clicks),
+            "scribbles": scribble_curve(dataset, cfg, demo, model_dirs[dataset], args.strokes),
+        }
+        log(f"{dataset}: {json.dumps(results['datasets'][dataset])}")
+    if not args.skip_latency and "liver-ct" in model_dirs:
+        results["latency"] = latency(demo, work, model_dirs["liver-ct"], args.latency_repeats)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "interaction.json").write_text(json.dumps(results, indent=1))
+    plot(results, args.out / "interaction.png")
+    print(table(results))
+    for name, r in results.get("latency", {}).items():
+        print(f"latency {name}: warm median {r['warm_median_s']:.2f} s ({['%.2f' % s for s in r['warm_s']]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

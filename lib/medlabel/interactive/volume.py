@@ -1,0 +1,89 @@
+"""Images as the clients address them: a (X, Y, Z) array in the file's voxel order with its RAS affine.
+
+Clicks and Slicer's ROI arrive as voxel indices (i, j, k) of the image file, so interactive work happens
+on this grid. Loading a CT-sized volume costs about a second, which an interactive answer cannot pay
+on every click: the last few images stay in memory, keyed by path, size and modification time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from monai.transforms import LoadImage
+
+from medlabel.errors import BadRequest
+
+Box = tuple[slice, slice, slice]
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A 3D image or label on its own voxel grid."""
+
+    array: np.ndarray  # (X, Y, Z)
+    affine: np.ndarray  # 4x4 voxel index -> RAS mm
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.array.shape)  # type: ignore[return-value]
+
+    @property
+    def spacing_mm(self) -> np.ndarray:
+        return np.linalg.norm(self.affine[:3, :3], axis=0)
+
+    def crop(self, box: Box) -> Volume:
+        """The part inside ``box``, with the affine of its own first voxel (no copy)."""
+        return Volume(self.array[box], crop_affine(self.affine, box))
+
+
+def crop_affine(affine: np.ndarray, box: Box) -> np.ndarray:
+    """The affine of a crop starting at ``box``'s first voxel."""
+    shift = np.eye(4)
+    shift[:3, 3] = [s.start for s in box]
+    return np.asarray(affine, dtype=np.float64) @ shift
+
+
+def read_volume(path: str, what: str, dtype=np.float32) -> Volume:
+    """Reads any 3D file MONAI reads (NIfTI, NRRD, DICOM folder); ``what`` names it in errors."""
+    try:
+        image = LoadImage(image_only=True, dtype=dtype)(path)
+    except Exception as e:  # a corrupt file surfaces deep inside a reader
+        raise BadRequest(f"cannot read the {what} as a 3D volume (NIfTI, NRRD or DICOM expected)") from e
+    array = np.asarray(image)
+    if array.ndim == 4 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 3:
+        raise BadRequest(f"the {what} must be a 3D volume, got shape {tuple(array.shape)}")
+    return Volume(array, np.asarray(image.affine, dtype=np.float64))
+
+
+class VolumeCache:
+    """The last ``size`` images read, so repeated clicks on one image do not reload it."""
+
+    def __init__(self, size: int = 2):
+        self.size = size
+        self._items: OrderedDict[tuple, Volume] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> Volume:
+        stat = os.stat(path)
+        key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        volume = read_volume(path, "image")
+        with self._lock:
+            self._items[key] = volume
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return volume
+
+
+def same_grid(a: Volume, b: Volume, tol_mm: float = 1e-3) -> bool:
+    """True when two volumes share shape and voxel-to-world mapping (within ``tol_mm``)."""
+    return a.shape == b.shape and np.allclose(a.affine, b.affine, atol=tol_mm)

@@ -1,0 +1,100 @@
+"""The click model's serving weights and one prediction from clicks, in a box around them.
+
+Clicks arrive as voxel indices of the image file. The box around them (at least the network's
+``roi_size`` in millimetres) goes through the model's pre-processing, the clicks are mapped onto the
+model grid through the two affines and drawn as DeepGrow's Gaussian guidance channels, and the
+structure's probability comes back onto the image voxels by one trilinear resampling.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from monai.apps.deepgrow.transforms import AddGuidanceSignald
+from monai.data import MetaTensor
+from monai.inferers import sliding_window_inference
+from monai.transforms import SpatialResample
+
+from medlabel.continual.store import ModelStore
+from medlabel.interactive.preprocess import in_memory_transforms
+from medlabel.interactive.box import at_least, box_around, box_shape
+from medlabel.interactive.volume import Box, Volume, VolumeCache, crop_affine
+from medlabel.kinds.clicks.network import build_network
+from medlabel.kinds.clicks.spec import ClickSpec
+from medlabel.runtime import autocast
+
+Points = Sequence[Sequence[int]]
+
+
+@torch.no_grad()
+def click_probability(network: torch.nn.Module, image: torch.Tensor, foreground: Points, background: Points,
+                      spec: ClickSpec, device: torch.device) -> torch.Tensor:
+    """(X, Y, Z) probability of the structure for a (1, X, Y, Z) model-grid image and model-grid clicks."""
+    guided = AddGuidanceSignald("image", "guidance", sigma=spec.sigma_vox)(
+        {"image": np.asarray(image, dtype=np.float32), "guidance": [list(map(list, foreground)), list(map(list, background))]}
+    )["image"]
+    x = torch.as_tensor(guided, dtype=torch.float32)[None].to(device)
+    with autocast(device):
+        logits = sliding_window_inference(x, spec.roi_size, sw_batch_size=1, predictor=network, overlap=0.25, mode="gaussian")
+    return torch.softmax(logits[0].float(), 0)[1].cpu()
+
+
+def to_grid(points: Points, from_affine: np.ndarray, to_affine: np.ndarray) -> list[list[int]]:
+    """Voxel indices on one grid -> the nearest voxel indices on another (both affines to the same world)."""
+    if not len(points):
+        return []
+    homogeneous = np.c_[np.asarray(points, dtype=np.float64), np.ones(len(points))]
+    mapped = (np.linalg.inv(to_affine) @ np.asarray(from_affine, np.float64) @ homogeneous.T).T[:, :3]
+    return np.rint(mapped).astype(int).tolist()
+
+
+class ClickPredictor:
+    """One click model: its serving weights (reloaded when a training promotes new ones) and recent images."""
+
+    def __init__(self, store: ModelStore):
+        self.store = store
+        self.spec: ClickSpec = store.spec
+        store.ensure_initial(lambda: build_network(self.spec))
+        self.images = VolumeCache()
+        self._pre = in_memory_transforms(self.spec)
+        self._lock = threading.Lock()
+        self._network: torch.nn.Module | None = None
+        self._stamp: object = object()
+        self.version = 0
+
+    def network(self, device: torch.device) -> torch.nn.Module:
+        with self._lock:
+            stamp = self.store.serving_stamp()
+            if self._network is None or stamp != self._stamp:
+                network = build_network(self.spec)
+                checkpoint = self.store.load_serving()
+                if checkpoint is not None:
+                    network.load_state_dict(checkpoint["model"])
+                self.version = int((checkpoint or {}).get("info", {}).get("version", 0))
+                self._network, self._stamp = network, stamp
+            return self._network.to(device).eval()
+
+    def box(self, volume: Volume, points: np.ndarray) -> Box:
+        """The clicks' bounding box, grown to the network's field of ``roi_size * spacing_mm`` millimetres."""
+        field_vox = [int(np.ceil(r * s / v)) for r, s, v in zip(self.spec.roi_size, self.spec.spacing_mm, volume.spacing_mm)]
+        return at_least(box_around(points, [0, 0, 0], volume.shape), field_vox, volume.shape)
+
+    def predict(self, volume: Volume, foreground: Points, background: Points, device: torch.device) -> tuple[np.ndarray, Box]:
+        """uint8 (X, Y, Z) label of the structure (1) on the image grid, and the box it was computed in."""
+        box = self.box(volume, np.asarray([*foreground, *background]))
+        crop = volume.crop(box)
+        image = MetaTensor(torch.from_numpy(np.ascontiguousarray(crop.array, dtype=np.float32))[None], affine=crop.affine)
+        image = self._pre({"image": image})["image"]
+        grid = np.asarray(image.affine, dtype=np.float64)
+        prob = click_probability(self.network(device), image, to_grid(foreground, crop.affine, grid),
+                                 to_grid(background, crop.affine, grid), self.spec, device)
+        resampled = SpatialResample(mode="bilinear", padding_mode="border", align_corners=True)(
+            MetaTensor(prob[None], affine=image.affine), dst_affine=torch.as_tensor(crop_affine(volume.affine, box)),
+            spatial_size=box_shape(box),
+        )
+        label = np.zeros(volume.shape, dtype=np.uint8)
+        label[box] = np.asarray(resampled[0]) > 0.5
+        return label, box

@@ -1,0 +1,67 @@
+import numpy as np
+
+from medlabel.interactive.volume import Volume
+from medlabel.kinds.scribbles.refinement import cut, refine, structure_probability
+from medlabel.kinds.scribbles.request import Scribbles
+from medlabel.kinds.scribbles.spec import ScribblesSpec
+from medlabel.spec import ModelSpec, ZScore
+
+PRIOR = ModelSpec(name="organ", labels={"organ": 1}, intensity=ZScore())
+SPEC = ScribblesSpec(name="organ_scribbles", prior=PRIOR, margin_mm=6.0)
+
+
+def phantom(shape=(40, 40, 40)):
+    grid = np.indices(shape)
+    truth = sum((g - 20) ** 2 for g in grid) <= 10**2
+    rng = np.random.default_rng(0)
+    image = np.where(truth, 100.0, 20.0) + rng.normal(0, 8, shape)
+    return Volume(image.astype(np.float32), np.eye(4)), truth
+
+
+def dice(a, b):
+    return 2 * (a & b).sum() / (a.sum() + b.sum())
+
+
+def test_structure_probability_is_argmax_consistent_and_neutral_when_unsure():
+    prob = np.array([[0.2, 1 / 3, 0.6], [0.7, 1 / 3, 0.3], [0.1, 1 / 3, 0.1]])[..., None, None]  # (C, 3, 1, 1)
+    p = structure_probability(prob, 1)[:, 0, 0]
+    assert p[0] > 0.5 and abs(p[1] - 0.5) < 1e-6 and p[2] < 0.5
+
+
+def test_strokes_fix_an_unsure_model_inside_the_box_only():
+    volume, truth = phantom()
+    fg = np.zeros_like(truth)
+    fg[18:23, 20, 20] = True
+    bg = np.zeros_like(truth)
+    bg[3:8, 20, 20] = True
+    current = np.zeros_like(truth)
+    current[0:2, 0:2, 0:2] = True  # the client's segment, far away: kept as sent
+    unsure = lambda box: np.full((2, *[s.stop - s.start for s in box]), 0.5, np.float32)  # noqa: E731
+    result = refine(volume, Scribbles(fg, bg, "organ", current, None), SPEC, unsure)
+    inside = np.zeros_like(truth)
+    inside[result.box] = True
+    label = result.label == 1
+    assert dice(label & inside, truth & inside) > 0.9
+    assert (label[~inside] == current[~inside]).all() and label[fg].all() and not label[bg].any()
+
+
+def test_a_single_foreground_stroke_is_enough():
+    volume, truth = phantom()
+    fg = np.zeros_like(truth)
+    fg[18:23, 20, 20] = True
+    unsure = lambda box: np.full((2, *[s.stop - s.start for s in box]), 0.5, np.float32)  # noqa: E731
+    roi = (slice(5, 35), slice(5, 35), slice(5, 35))
+    result = refine(volume, Scribbles(fg, np.zeros_like(fg), "organ", None, roi), SPEC, unsure)
+    assert dice(result.label == 1, truth) > 0.9 and result.box == roi
+
+
+def test_large_boxes_are_cut_on_a_coarser_grid_keeping_the_strokes():
+    volume, truth = phantom()
+    fg = np.zeros_like(truth)
+    fg[18:23, 20, 20] = True
+    bg = np.zeros_like(truth)
+    bg[0, 0:40, 0] = True
+    unary = np.stack([truth.astype(np.float32) * 3, (~truth).astype(np.float32) * 3])
+    label, factor = cut(volume.array, unary, fg, bg, (1.0, 1.0, 1.0), 1.0, max_voxels=10_000)
+    assert factor == 2 and label.shape == truth.shape and dice(label == 1, truth) > 0.9
+    assert label[fg].all() and not label[bg].any()
