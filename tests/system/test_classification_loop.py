@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from medlabel.kinds.classification.metrics import auroc_per_class
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.pending]  # pending: acceptance run not yet completed (README, Tests)
 CLASSES = ("liver", "tumour")
 
 

@@ -18,7 +18,7 @@ from medlabel.demo.detection import HELD_OUT, STUDY
 from medlabel.kinds.detection.boxes import read_markups
 from medlabel.kinds.detection.metrics import ImageDetections, detection_metrics
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.pending]  # pending: acceptance run not yet completed (README, Tests)
 
 # three synthetic copies (real CT with inserted lesions, plus their real lesions) and one real octant
 TRAIN = ["synthetic_lits117_subvolume_x1y0z0", "synthetic_lits117_subvolume_x0y0z0",

@@ -15,7 +15,7 @@ import pytest
 import requests
 import SimpleITK as sitk
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.pending]  # pending: acceptance run not yet completed (README, Tests)
 
 HELD_OUT = "lits117_subvolume_x1y1z0"
 WINDOW = (-1000.0, 1000.0)  # the models' HU window; PSNR is measured in it, range 1

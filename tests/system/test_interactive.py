@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from medlabel.interactive.simulate import next_click, next_stroke
 from medlabel.io.writer import write_label
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.pending]  # pending: acceptance run not yet completed (README, Tests)
 
 IMAGE = "lits117_subvolume_x1y1z0"  # held out: never labelled in these tests
 LABEL_INFO = [
