@@ -59,7 +59,7 @@ class RequestGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         self._check_names(scope["method"], scope["path"].rstrip("/"))
-        self._check_ids(scope["path"], parse_qs(scope.get("query_string", b"").decode(errors="replace")))
+        self._check_ids(scope["method"], scope["path"], parse_qs(scope.get("query_string", b"").decode(errors="replace")))
         if scope["method"] == "POST" and scope["path"].rstrip("/").startswith("/train"):
             self._check_trainable()
             queued = self.catalogue.queued_training()
@@ -88,15 +88,17 @@ class RequestGuard:
         if name not in available:
             raise NotFound(f"unknown {what} '{name[:80]}'; this app has: {', '.join(sorted(available)) or 'none'}")
 
-    def _check_ids(self, path: str, query: dict[str, list[str]]) -> None:
+    def _check_ids(self, method: str, path: str, query: dict[str, list[str]]) -> None:
         for key in ID_PARAMS:
             for value in query.get(key, []):
                 if not value:
                     continue
                 check_image_id(value, f"{key} id")
-                # PUT /datastore/image names a new image, and with a session_id the image is the session's
-                # uploaded volume (Slicer sends its own volume name); everywhere else the image must exist
-                named_elsewhere = path.rstrip("/") == "/datastore/image" or query.get("session_id")
+                # an upload (PUT /datastore/image, or PUT /datastore/?image= as the Slicer client sends it)
+                # names a new image, and with a session_id the image is the session's uploaded volume
+                # (Slicer sends its own volume name); everywhere else the image must exist
+                upload = path.rstrip("/") == "/datastore/image" or (method == "PUT" and path.rstrip("/") == "/datastore")
+                named_elsewhere = upload or query.get("session_id")
                 if key == "image" and not named_elsewhere and self.catalogue.image_exists(value) is False:
                     raise NotFound(f"image '{value}' is not in the datastore")
 

@@ -15,7 +15,8 @@ def test_path_like_ids_are_rejected(bad):
         check_image_id(bad)
 
 
-def _call_guard(path: str, query: bytes, queued: dict | None, final_labels: int | None = None):
+def _call_guard(path: str, query: bytes, queued: dict | None, final_labels: int | None = None, method: str = "POST",
+                image_exists=lambda _id: None):
     """Runs one POST through the guard around a recording app; returns (scope seen by app, response)."""
     import asyncio
     import json
@@ -34,9 +35,10 @@ def _call_guard(path: str, query: bytes, queued: dict | None, final_labels: int 
         sent.append(message)
 
     names = lambda: {"liver_ct"}  # noqa: E731
-    catalogue = Catalogue(names, names, names, names, queued_training=lambda: queued, final_labels=lambda: final_labels)
+    catalogue = Catalogue(names, names, names, names, image_exists=image_exists, queued_training=lambda: queued,
+                          final_labels=lambda: final_labels)
     guard = RequestGuard(app, catalogue)
-    scope = {"type": "http", "method": "POST", "path": path, "query_string": query, "headers": []}
+    scope = {"type": "http", "method": method, "path": path, "query_string": query, "headers": []}
     asyncio.run(guard(scope, receive, send))
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return seen, (json.loads(body) if body else None)
@@ -67,3 +69,15 @@ def test_training_without_any_final_label_is_a_conflict_with_a_message(path):
 def test_training_with_final_labels_or_an_unknown_count_goes_through(count):
     seen, response = _call_guard("/train/liver_ct", b"", queued=None, final_labels=count)
     assert seen["query_string"] == b"enqueue=true" and response is None
+
+
+def test_uploads_name_new_images_and_every_other_request_needs_an_existing_one():
+    """The Slicer client uploads with PUT /datastore/?image=NEW; an infer on an unknown image is a 404."""
+    from medlabel.errors import NotFound
+
+    unknown = lambda _id: False  # noqa: E731
+    for path in ("/datastore/", "/datastore/image"):
+        seen, response = _call_guard(path, b"image=new_case", None, method="PUT", image_exists=unknown)
+        assert seen and response is None
+    with pytest.raises(NotFound, match="not in the datastore"):
+        _call_guard("/infer/liver_ct", b"image=new_case", None, image_exists=unknown)
