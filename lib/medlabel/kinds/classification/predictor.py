@@ -7,13 +7,13 @@ same pre-processing and network. Weights are reloaded when the model store publi
 from __future__ import annotations
 
 import logging
-import threading
 
 import torch
 import torch.nn.functional as F
 from monai.data import MetaTensor
 from monai.visualize import GradCAM, GradCAMpp, OcclusionSensitivity
 
+from medlabel.continual.serving import ServingNetwork
 from medlabel.continual.store import ModelStore
 from medlabel.errors import BadRequest
 from medlabel.kinds.classification.network import Classifier, build_network, dropout_modules
@@ -35,30 +35,21 @@ class ClassificationPredictor:
     def __init__(self, store: ModelStore):
         self.store = store
         self.spec: ClassificationSpec = store.spec
-        store.ensure_initial(lambda: build_network(self.spec))
+        # version 0 starts from the user's pretrained checkpoint; later versions load over an empty network
+        self._serving = ServingNetwork(store, lambda: build_network(self.spec, pretrained=False),
+                                       initial=lambda: build_network(self.spec))
         self._pre = infer_transforms(self.spec)
-        self._lock = threading.Lock()
-        self._network: Classifier | None = None
         self._explainer = None
-        self._stamp: object = object()
-        self.version: int = 0
+        self._explained: Classifier | None = None
+
+    @property
+    def version(self) -> int:
+        """The serving version whose weights the network holds."""
+        return self._serving.version
 
     def network(self, device: torch.device) -> Classifier:
         """The network with the newest published weights, on ``device``, in eval mode."""
-        with self._lock:
-            stamp = self.store.serving_stamp()
-            if self._network is None or stamp != self._stamp:
-                network = build_network(self.spec, pretrained=False)
-                checkpoint = self.store.load_serving()
-                if checkpoint is not None:
-                    network.load_state_dict(checkpoint["model"])
-                    self.version = int(checkpoint.get("info", {}).get("version", 0))
-                else:  # only if the serving file was removed by hand
-                    self.version = 0
-                    logger.warning(f"model '{self.spec.name}' has no serving weights: serving a fresh initialisation")
-                self._network, self._stamp, self._explainer = network, stamp, None
-            self._network.to(device).eval()
-            return self._network
+        return self._serving(device)
 
     def preprocess(self, image_path: str) -> MetaTensor:
         """(1, *input_size) float32; ``meta["input_shape"]`` is the image's own voxel size."""
@@ -122,9 +113,10 @@ class ClassificationPredictor:
                 drop = activate(network(x), self.spec)[0, class_index] - occluded[0, class_index]  # (B, C, *spatial)
             drop = drop.clamp_min(0)
             return (drop / drop.max().clamp_min(1e-8)).float().cpu()
-        if self._explainer is None:
+        if self._explainer is None or self._explained is not network:  # new weights: hook the new network
             cam = GradCAMpp if self.spec.explanation == "gradcampp" else GradCAM
             self._explainer = cam(nn_module=network, target_layers=network.target_layer)
+            self._explained = network
         with torch.enable_grad():
             result = self._explainer(x, class_idx=class_index)
         return result[0, 0].detach().float().cpu()

@@ -8,7 +8,6 @@ structure's probability comes back onto the image voxels by one trilinear resamp
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +17,7 @@ from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 from monai.transforms import SpatialResample
 
+from medlabel.continual.serving import ServingNetwork
 from medlabel.continual.store import ModelStore
 from medlabel.interactive.preprocess import in_memory_transforms
 from medlabel.interactive.box import at_least, box_around, box_shape
@@ -57,25 +57,18 @@ class ClickPredictor:
     def __init__(self, store: ModelStore):
         self.store = store
         self.spec: ClickSpec = store.spec
-        store.ensure_initial(lambda: build_network(self.spec))
+        self._serving = ServingNetwork(store, lambda: build_network(self.spec))
         self.images = VolumeCache()
         self._pre = in_memory_transforms(self.spec)
-        self._lock = threading.Lock()
-        self._network: torch.nn.Module | None = None
-        self._stamp: object = object()
-        self.version = 0
+
+    @property
+    def version(self) -> int:
+        """The serving version whose weights the network holds."""
+        return self._serving.version
 
     def network(self, device: torch.device) -> torch.nn.Module:
-        with self._lock:
-            stamp = self.store.serving_stamp()
-            if self._network is None or stamp != self._stamp:
-                network = build_network(self.spec)
-                checkpoint = self.store.load_serving()
-                if checkpoint is not None:
-                    network.load_state_dict(checkpoint["model"])
-                self.version = int((checkpoint or {}).get("info", {}).get("version", 0))
-                self._network, self._stamp = network, stamp
-            return self._network.to(device).eval()
+        """The network with the newest published weights, on ``device``, in eval mode."""
+        return self._serving(device)
 
     def box(self, volume: Volume, points: np.ndarray) -> Box:
         """The clicks' bounding box, grown to the network's field of ``roi_size * spacing_mm`` millimetres."""

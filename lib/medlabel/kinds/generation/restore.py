@@ -8,12 +8,12 @@ windows over the whole volume, window units back to HU.
 from __future__ import annotations
 
 import logging
-import threading
 
 import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 
+from medlabel.continual.serving import ServingNetwork
 from medlabel.continual.store import ModelStore
 from medlabel.kinds.generation.degrade import network_input
 from medlabel.kinds.generation.network import build_restoration_network
@@ -49,24 +49,16 @@ class Restorer:
     def __init__(self, store: ModelStore):
         self.store = store
         self.spec: RestorationSpec = store.spec
-        store.ensure_initial(lambda: build_restoration_network(self.spec))
-        self._lock = threading.Lock()
-        self._network: torch.nn.Module | None = None
-        self._stamp: object = object()
-        self.version = 0
+        self._serving = ServingNetwork(store, lambda: build_restoration_network(self.spec))
+
+    @property
+    def version(self) -> int:
+        """The serving version whose weights the network holds."""
+        return self._serving.version
 
     def network(self, device: torch.device) -> torch.nn.Module:
-        with self._lock:
-            stamp = self.store.serving_stamp()
-            if self._network is None or stamp != self._stamp:
-                network = build_restoration_network(self.spec)
-                checkpoint = self.store.load_serving()
-                if checkpoint is not None:
-                    network.load_state_dict(checkpoint["model"])
-                    self.version = int(checkpoint.get("info", {}).get("version", 0))
-                self._network, self._stamp = network, stamp
-            self._network.to(device).eval()
-            return self._network
+        """The network with the newest published weights, on ``device``, in eval mode."""
+        return self._serving(device)
 
     def restore_hu(self, hu_ijk: np.ndarray, level: float, device: torch.device) -> np.ndarray:
         """(I, J, K') float32 HU restored from an (I, J, K) HU volume."""

@@ -9,7 +9,6 @@ resampled onto the mask's grid.
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import SimpleITK as sitk
@@ -19,6 +18,7 @@ from monai.inferers import DiffusionInferer
 from monai.networks.nets import DiffusionModelUNet
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 
+from medlabel.continual.serving import ServingNetwork
 from medlabel.continual.store import ModelStore
 from medlabel.errors import BadRequest
 from medlabel.kinds.generation.spec import TRAIN_TIMESTEPS, SynthesisSpec
@@ -105,23 +105,16 @@ class Synthesizer:
     def __init__(self, store: ModelStore):
         self.store = store
         self.spec: SynthesisSpec = store.spec
-        store.ensure_initial(lambda: build_diffusion_network(self.spec))
-        self._lock = threading.Lock()
-        self._network: torch.nn.Module | None = None
-        self._stamp: object = object()
-        self.version = 0
+        self._serving = ServingNetwork(store, lambda: build_diffusion_network(self.spec))
+
+    @property
+    def version(self) -> int:
+        """The serving version whose weights the network holds."""
+        return self._serving.version
 
     def network(self, device: torch.device) -> torch.nn.Module:
-        with self._lock:
-            stamp = self.store.serving_stamp()
-            if self._network is None or stamp != self._stamp:
-                network = build_diffusion_network(self.spec)
-                checkpoint = self.store.load_serving()
-                if checkpoint is not None:
-                    network.load_state_dict(checkpoint["model"])
-                    self.version = int(checkpoint.get("info", {}).get("version", 0))
-                self._network, self._stamp = network, stamp
-            return self._network.to(device).eval()
+        """The network with the newest published weights, on ``device``, in eval mode."""
+        return self._serving(device)
 
     def generate_hu(self, mask: sitk.Image, steps: int, seed: int, device: torch.device) -> np.ndarray:
         """(K, J, I) float32 HU on the mask's own grid."""

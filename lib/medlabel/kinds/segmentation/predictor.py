@@ -7,18 +7,19 @@ pre-processing and network. Weights are reloaded when the model store publishes 
 from __future__ import annotations
 
 import logging
-import threading
 
 import torch
 from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 
+from medlabel.continual.serving import ServingNetwork
 from medlabel.continual.store import ModelStore
 from medlabel.errors import BadRequest
 from medlabel.kinds.segmentation.network import build_network, dropout_modules
 from medlabel.kinds.segmentation.transforms import infer_transforms
 from medlabel.runtime import autocast
 from medlabel.spec import ModelSpec
+from medlabel.continual.serving import ServingNetwork
 
 logger = logging.getLogger(__name__)
 
@@ -29,29 +30,17 @@ class Predictor:
     def __init__(self, store: ModelStore):
         self.store = store
         self.spec = store.spec
-        store.ensure_initial(lambda: build_network(self.spec))
+        self._serving = ServingNetwork(store, lambda: build_network(self.spec))
         self._pre = infer_transforms(self.spec)
-        self._lock = threading.Lock()
-        self._network: torch.nn.Module | None = None
-        self._stamp: object = object()
-        self.version: int = 0
+
+    @property
+    def version(self) -> int:
+        """The serving version whose weights the network holds."""
+        return self._serving.version
 
     def network(self, device: torch.device) -> torch.nn.Module:
         """The network with the newest published weights, on ``device``, in eval mode."""
-        with self._lock:
-            stamp = self.store.serving_stamp()
-            if self._network is None or stamp != self._stamp:
-                network = build_network(self.spec)
-                checkpoint = self.store.load_serving()
-                if checkpoint is not None:
-                    network.load_state_dict(checkpoint["model"])
-                    self.version = int(checkpoint.get("info", {}).get("version", 0))
-                else:  # only if the serving file was removed by hand
-                    self.version = 0
-                    logger.warning(f"model '{self.spec.name}' has no serving weights: serving a fresh initialisation")
-                self._network, self._stamp = network, stamp
-            self._network.to(device).eval()
-            return self._network
+        return self._serving(device)
 
     def preprocess(self, image_path: str) -> MetaTensor:
         """(1, X, Y, Z) float32 on the model grid, with ``original_affine`` and ``spatial_shape`` in meta."""
