@@ -12,9 +12,10 @@ import numpy as np
 import SimpleITK as sitk
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
-from medlabel.errors import BadRequest, NotFound
+from medlabel.errors import BadRequest
 from medlabel.kinds.classification.predictor import ClassificationPredictor, to_image_grid
 from medlabel.runtime import pick_device
+from medlabel.kinds.requests import image_path as requested_image
 
 MAP_EXTENSIONS = (".nrrd", ".nii.gz", ".nii")
 
@@ -66,9 +67,7 @@ class ClassificationInfer(InferTask):
     def __call__(self, request: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
         start = time.perf_counter()
         spec = self.predictor.spec
-        image_path = request.get("image")
-        if not isinstance(image_path, str) or not image_path or not os.path.exists(image_path):
-            raise NotFound(f"image '{request.get('image_id', image_path)}' was not found in the datastore")
+        image_path = requested_image(request)
         device = pick_device(request.get("device"), self.default_device)
         wanted = request.get("class")
         if wanted is not None and wanted not in spec.classes:

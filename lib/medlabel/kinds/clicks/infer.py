@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import numpy as np
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
-from medlabel.errors import BadRequest, NotFound
+from medlabel.errors import BadRequest
 from medlabel.io.writer import write_label
 from medlabel.kinds.clicks.predictor import ClickPredictor
 from medlabel.runtime import pick_device
+from medlabel.kinds.requests import image_path as requested_image
 
 
 def parse_points(value: Any, name: str, shape: tuple[int, int, int]) -> list[list[int]]:
@@ -51,9 +51,7 @@ class ClickInfer(InferTask):
 
     def __call__(self, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         start = time.perf_counter()
-        image_path = request.get("image")
-        if not isinstance(image_path, str) or not os.path.exists(image_path):
-            raise NotFound(f"image '{request.get('image_id', image_path)}' was not found in the datastore")
+        image_path = requested_image(request)
         volume = self.predictor.images.get(image_path)
         foreground = parse_points(request.get("foreground"), "foreground", volume.shape)
         background = parse_points(request.get("background"), "background", volume.shape)

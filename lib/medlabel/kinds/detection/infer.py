@@ -8,19 +8,19 @@ into a uint8 labelmap on the image's own grid, for OHIF, which lists only segmen
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import numpy as np
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
-from medlabel.errors import BadRequest, NotFound
+from medlabel.errors import BadRequest
 from medlabel.io.writer import write_label
 from medlabel.kinds.detection.boxes import world_to_voxel, write_markups
 from medlabel.kinds.detection.findings import findings
 from medlabel.kinds.detection.predictor import DetectionPredictor, Detections
 from medlabel.runtime import pick_device
+from medlabel.kinds.requests import image_path as requested_image
 
 
 def boxes_to_labelmap(boxes: np.ndarray, affine: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
@@ -58,9 +58,7 @@ class _DetectionTask(InferTask):
 
     def _detect(self, request: dict[str, Any]) -> tuple[dict, Detections, dict[str, float]]:
         start = time.perf_counter()
-        image_path = request.get("image")
-        if not isinstance(image_path, str) or not image_path or not os.path.exists(image_path):
-            raise NotFound(f"image '{request.get('image_id', image_path)}' was not found in the datastore")
+        image_path = requested_image(request)
         device = pick_device(request.get("device"), self.default_device)
         threshold = _score_threshold(request.get("score_threshold"))
         data = self.predictor.preprocess(image_path)

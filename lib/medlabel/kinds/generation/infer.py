@@ -15,12 +15,13 @@ from typing import Any
 import SimpleITK as sitk
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 
-from medlabel.errors import BadRequest, NotFound
+from medlabel.errors import BadRequest
 from medlabel.kinds.generation.restore import Restorer
 from medlabel.kinds.generation.spec import Denoise, RestorationSpec
 from medlabel.kinds.generation.synthesis import Synthesizer, check_mask
 from medlabel.kinds.generation.writer import array_ijk, read_volume, same_geometry, thin_grid, write_volume
 from medlabel.runtime import pick_device
+from medlabel.kinds.requests import image_path
 
 GENERATION_TYPE = "generation"
 
@@ -47,13 +48,6 @@ def restoration_level(spec: RestorationSpec, request: dict) -> tuple[str, float]
         raise BadRequest(f"scale_factor must be one of {list(d.factors)} (the factors '{spec.name}' was trained "
                          f"on), got {factor:g}")
     return "scale_factor", int(factor)
-
-
-def image_path(request: dict) -> str:
-    path = request.get("image")
-    if not isinstance(path, str) or not path or not os.path.exists(path):
-        raise NotFound(f"image '{request.get('image_id', path)}' was not found in the datastore")
-    return path
 
 
 class RestorationInfer(InferTask):

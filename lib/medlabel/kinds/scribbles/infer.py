@@ -10,7 +10,7 @@ import numpy as np
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from medlabel.continual.store import ModelStore
-from medlabel.errors import BadRequest, NotFound
+from medlabel.errors import BadRequest
 from medlabel.interactive.volume import VolumeCache, read_volume, same_grid
 from medlabel.io.writer import write_label
 from medlabel.kinds.scribbles.prior import probabilities_in_box
@@ -19,6 +19,7 @@ from medlabel.kinds.scribbles.request import parse_scribbles
 from medlabel.kinds.scribbles.spec import ScribblesSpec
 from medlabel.kinds.segmentation.predictor import Predictor
 from medlabel.runtime import pick_device
+from medlabel.kinds.requests import image_path as requested_image
 
 
 class ScribblesRefiner:
@@ -56,9 +57,7 @@ class ScribblesInfer(InferTask):
 
     def __call__(self, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         start = time.perf_counter()
-        image_path = request.get("image")
-        if not isinstance(image_path, str) or not os.path.exists(image_path):
-            raise NotFound(f"image '{request.get('image_id', image_path)}' was not found in the datastore")
+        image_path = requested_image(request)
         label_path = request.get("label")
         if not isinstance(label_path, str) or not os.path.exists(label_path):
             raise BadRequest("send the scribbles as the multipart file 'label' (a label map on the image's grid)")

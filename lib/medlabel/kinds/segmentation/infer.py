@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
-from medlabel.errors import NotFound
 from medlabel.io.resample import probabilities_to_label
 from medlabel.io.writer import write_label
 from medlabel.kinds.segmentation.predictor import Predictor
 from medlabel.runtime import pick_device
+from medlabel.kinds.requests import image_path as requested_image
 
 
 class SegmentationInfer(InferTask):
@@ -39,9 +38,7 @@ class SegmentationInfer(InferTask):
 
     def __call__(self, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         start = time.perf_counter()
-        image_path = request.get("image")
-        if not isinstance(image_path, str) or not image_path or not os.path.exists(image_path):
-            raise NotFound(f"image '{request.get('image_id', image_path)}' was not found in the datastore")
+        image_path = requested_image(request)
         device = pick_device(request.get("device"), self.default_device)
 
         image = self.predictor.preprocess(image_path)
