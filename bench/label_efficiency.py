@@ -11,7 +11,9 @@ driven exactly as a client would: ``POST /activelearning/<strategy>`` for the ne
 scored on the held-out octants with the same code the gate uses (``kinds.segmentation.metrics``).
 
 Prints a markdown table (mean and spread over seeds) and writes ``label_efficiency.png`` and
-``label_efficiency.json`` to ``--out``. Each training is ``--epochs`` epochs of 20 batches; on a 2-core
+``label_efficiency.json`` to ``--out``. Runs accumulate in that JSON (keyed by strategy and seed, for the
+same ``--epochs`` and ``--max-labels``), so the sessions can be run one at a time on a shared machine,
+e.g. ``--strategies random --seeds 0``, and the table and plot always cover every session recorded. Each training is ``--epochs`` epochs of 20 batches; on a 2-core
 CPU an epoch takes about 16 s idle, so the default run (2 strategies x 3 seeds x 3 trainings x 8 epochs)
 takes about an hour.
 """
@@ -33,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from infer_latency import REPO, Server, log  # noqa: E402  (bench scripts share one server harness)
 
+from medlabel.atomic import atomic_write_json  # noqa: E402
 from medlabel.continual.store import ModelStore  # noqa: E402
 from medlabel.demo.build import build  # noqa: E402
 from medlabel.kinds.segmentation.metrics import evaluate  # noqa: E402
@@ -137,18 +140,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--train-timeout", type=float, default=3600)
     p.add_argument("--out", type=Path, default=REPO / "artifacts" / "label-efficiency")
+    p.add_argument("--fresh", action="store_true", help="forget the sessions already recorded in --out")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="medlabel-label-efficiency-") as tmp:
-        work = Path(tmp)
-        demo = work / "demo"
-        build(demo)
-        results = {s: {seed: run_one(s, seed, args, demo, work) for seed in args.seeds} for s in args.strategies}
-    (args.out / "label_efficiency.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out)},
-                                                                 "results": results}, indent=2))
+    record = args.out / "label_efficiency.json"
+    settings = {"epochs": args.epochs, "max_labels": args.max_labels}
+    results: dict[str, dict[str, list[dict]]] = {}
+    if record.exists() and not args.fresh:
+        saved = json.loads(record.read_text())
+        if saved.get("settings") == settings:
+            results = saved["results"]
+        else:
+            log(f"{record} holds other settings {saved.get('settings')}: starting afresh")
+    todo = [(s, seed) for s in args.strategies for seed in args.seeds if str(seed) not in results.get(s, {})]
+    if todo:
+        with tempfile.TemporaryDirectory(prefix="medlabel-label-efficiency-") as tmp:
+            work = Path(tmp)
+            demo = work / "demo"
+            build(demo)
+            for strategy, seed in todo:
+                results.setdefault(strategy, {})[str(seed)] = run_one(strategy, seed, args, demo, work)
+                atomic_write_json(record, {"settings": settings, "results": results})
     plot(results, args.out / "label_efficiency.png")
     print(table(results, args.max_labels))
-    print(f"\nplot: {args.out / 'label_efficiency.png'}")
+    print(f"\nsessions per strategy: { {s: sorted(runs, key=int) for s, runs in results.items()} }")
+    print(f"plot: {args.out / 'label_efficiency.png'}")
     return 0
 
 
