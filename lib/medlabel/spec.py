@@ -60,6 +60,12 @@ class NetworkSpec(_Frozen):
             raise ValueError(f"channels needs at least two positive widths, got {v}")
         return v
 
+    @property
+    def downsampling(self) -> int:
+        """How much the coarsest level shrinks the input: every level after the first halves it, so a
+        window's sides must be multiples of this."""
+        return 2 ** (len(self.channels) - 1)
+
 
 class TrainSpec(_Frozen):
     """Fine-tuning schedule; sized for a few labelled volumes on a CPU (see README, 'Planning')."""

@@ -21,7 +21,7 @@ def probabilities_to_label(
     prob_affine: np.ndarray,
     target_affine: np.ndarray,
     target_shape: tuple[int, int, int],
-    slab_voxels: int = 4_000_000,
+    slab_voxels: int = 1_000_000,
 ) -> np.ndarray:
     """Trilinear resampling of ``prob`` (C, X, Y, Z) onto a target grid, then argmax, as (X, Y, Z) uint8.
 
