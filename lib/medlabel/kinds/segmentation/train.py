@@ -7,9 +7,10 @@ shared ``ContinualTrainTask``; this module adds only what is specific to segment
 from __future__ import annotations
 
 import torch
-from monai.handlers import MeanDice, from_engine
+from monai.handlers import IgniteMetricHandler, from_engine
 from monai.inferers import SlidingWindowInferer
 from monai.losses import DiceCELoss
+from monai.metrics import DiceMetric
 from monai.transforms import Activationsd, AsDiscreted, EnsureTyped
 from monailabel.tasks.train.basic_train import Context
 
@@ -31,6 +32,15 @@ def _label_channel(index: int):
         return [p[[0, index]] for p in preds], [t[[0, index]] for t in labels]
 
     return select
+
+
+def _dice(output_transform) -> IgniteMetricHandler:
+    """Validation Dice that scores a structure absent from both label and prediction as 1, as the gate does.
+
+    With MONAI's default (``ignore_empty=True``) an annotator's all-background label makes validation
+    Dice 0 in every epoch, so the best checkpoint would stay the first epoch's whatever training learns.
+    """
+    return IgniteMetricHandler(DiceMetric(include_background=False, ignore_empty=False), output_transform=output_transform)
 
 
 class SegmentationTrain(ContinualTrainTask):
@@ -62,11 +72,11 @@ class SegmentationTrain(ContinualTrainTask):
     def val_inferer(self, context: Context):
         return SlidingWindowInferer(roi_size=self.spec.roi_size, sw_batch_size=2, overlap=0.25, mode="gaussian")
 
+    def val_key_metric(self, context: Context):
+        return {self.VAL_METRIC_MEAN_DICE: _dice(from_engine(["pred", "label"]))}
+
     def val_additional_metrics(self, context: Context):
-        return {
-            f"val_dice_{name}": MeanDice(output_transform=_label_channel(idx), include_background=False)
-            for name, idx in self.spec.labels.items()
-        }
+        return {f"val_dice_{name}": _dice(_label_channel(idx)) for name, idx in self.spec.labels.items()}
 
     def evaluate_weights(self, weights, datalist, device):
         """Mean Dice over labels on whole validation volumes is the gate's score."""
