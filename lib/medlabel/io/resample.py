@@ -6,8 +6,8 @@ full-size array is the uint8 result.
 
 Model and image grids almost always differ only by axis permutation, flips and spacing (the model grid
 is the image reoriented to RAS and resampled). Then trilinear interpolation is separable: three passes
-of 1D linear interpolation, coarse axes first, give the same values as a 3D ``grid_sample`` at a fraction
-of the cost. Rotated grids (an oblique acquisition) take the general ``grid_sample`` path.
+of 1D linear interpolation, coarse axes first, each a product with a small (target x source) weight
+matrix, give the same values as a 3D ``grid_sample`` at a fraction of the cost. Rotated grids (an oblique acquisition) take the general ``grid_sample`` path.
 """
 
 from __future__ import annotations
@@ -59,23 +59,22 @@ def _axis_permutation(rot: np.ndarray, tol: float = 1e-6) -> list[int] | None:
     return [int(np.flatnonzero(nonzero[:, i])[0]) for i in range(3)]
 
 
-def _linear_1d(values: torch.Tensor, dim: int, positions: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation of ``values`` along ``dim`` at fractional source ``positions``; samples
-    outside the source contribute zero, exactly as ``grid_sample``'s zero padding does per corner."""
-    size = values.shape[dim]
+def _linear_weights(positions: torch.Tensor, size: int) -> torch.Tensor:
+    """(T, S) matrix of 1D linear interpolation at fractional source ``positions``: two weights per row;
+    samples outside the source contribute zero, exactly as ``grid_sample``'s zero padding does per corner."""
     i0 = positions.floor()
     frac = positions - i0
     i0 = i0.long()
-    i1 = i0 + 1
-    w0 = (1 - frac) * ((i0 >= 0) & (i0 < size))
-    w1 = frac * ((i1 >= 0) & (i1 < size))
-    shape = [1] * values.dim()
-    shape[dim] = -1
-    low = values.index_select(dim, i0.clamp(0, size - 1)).mul_(w0.view(shape))
-    return low.add_(values.index_select(dim, i1.clamp(0, size - 1)).mul_(w1.view(shape)))
+    weights = torch.zeros(len(positions), size + 2, dtype=positions.dtype, device=positions.device)
+    rows = torch.arange(len(positions), device=positions.device)
+    # columns shifted by one, with a spare column on each side for corners that fall outside the source
+    weights[rows, (i0 + 1).clamp(0, size + 1)] += 1 - frac
+    weights[rows, (i0 + 2).clamp(0, size + 1)] += frac
+    return weights[:, 1:-1]
 
 
 def _separable(prob, index_map, permutation, target_shape, slab_voxels) -> np.ndarray:
+    """Three 1D interpolations, each a matrix product along one axis (BLAS does the work, on every core)."""
     volume = prob.permute(0, *(1 + p for p in permutation))  # source axis i now pairs with target axis i
     scale = [float(index_map[permutation[i], i]) for i in range(3)]
     shift = [float(index_map[permutation[i], 3]) for i in range(3)]
@@ -83,16 +82,16 @@ def _separable(prob, index_map, permutation, target_shape, slab_voxels) -> np.nd
     slab = max(1, slab_voxels // (x * y))
     out = np.zeros(target_shape, dtype=np.uint8)
 
-    def positions(axis: int, start: int, stop: int) -> torch.Tensor:
+    def weights(axis: int, start: int, stop: int) -> torch.Tensor:
         t = torch.arange(start, stop, dtype=torch.float64, device=prob.device)
-        return (t * scale[axis] + shift[axis]).float()
+        return _linear_weights((t * scale[axis] + shift[axis]).float(), volume.shape[1 + axis])
 
-    px, py = positions(0, 0, x), positions(1, 0, y)
+    wx, wy = weights(0, 0, x), weights(1, 0, y)
     for k0 in range(0, z, slab):
         k1 = min(z, k0 + slab)
-        part = _linear_1d(volume, 3, positions(2, k0, k1))  # (C, Sx, Sy, K): the coarse axes first
-        part = _linear_1d(part, 2, py)
-        part = _linear_1d(part, 1, px)
+        part = volume @ weights(2, k0, k1).T  # (C, Sx, Sy, K): the coarse axes first
+        part = torch.matmul(wy, part)  # (Ty, Sy) @ (C, Sx, Sy, K): batched over C and Sx, no transposes
+        part = torch.matmul(wx, part.flatten(2)).unflatten(2, (y, k1 - k0))  # (Tx, Sx) @ (C, Sx, Ty*K)
         out[:, :, k0:k1] = first_argmax(part).cpu().numpy()
     return out
 
