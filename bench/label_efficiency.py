@@ -13,9 +13,10 @@ scored on the held-out octants with the same code the gate uses (``kinds.segment
 Prints a markdown table (mean and spread over seeds) and writes ``label_efficiency.png`` and
 ``label_efficiency.json`` to ``--out``. Runs accumulate in that JSON (keyed by strategy and seed, for the
 same ``--epochs`` and ``--max-labels``), so the sessions can be run one at a time on a shared machine,
-e.g. ``--strategies random --seeds 0``, and the table and plot always cover every session recorded. Each training is ``--epochs`` epochs of 20 batches; on a 2-core
-CPU an epoch takes about 16 s idle, so the default run (2 strategies x 3 seeds x 3 trainings x 8 epochs)
-takes about an hour.
+e.g. ``--strategies random --seeds 0``, and the table and plot always cover every session recorded.
+Each training is ``--epochs`` epochs of 20 batches; an epoch takes 16 s (2-core CPU with AVX-512) to
+40 s (without), so the default run (2 strategies x 3 seeds x 3 trainings x 8 epochs) takes one to two
+hours; the README's table used ``--epochs 4``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ full-size array is the uint8 result.
 Model and image grids almost always differ only by axis permutation, flips and spacing (the model grid
 is the image reoriented to RAS and resampled). Then trilinear interpolation is separable: three passes
 of 1D linear interpolation, coarse axes first, each a product with a small (target x source) weight
-matrix, give the same values as a 3D ``grid_sample`` at a fraction of the cost. Rotated grids (an oblique acquisition) take the general ``grid_sample`` path.
+matrix, give the same values as a 3D ``grid_sample`` at a fraction of the cost. Rotated grids (an
+oblique acquisition) take the general ``grid_sample`` path.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ def test_a_window_is_a_multiple_of_the_network_downsampling():
 @pytest.mark.parametrize("arch", ["unet", "segresnet", "dynunet"])
 def test_one_window_is_exactly_the_sliding_window_it_replaces(arch):
     torch.manual_seed(0)
-    spec = ModelSpec(name="m", labels={"a": 1}, roi_size=(32, 32, 32), network=NetworkSpec(arch=arch, channels=(8, 16, 32)))
+    network_spec = NetworkSpec(arch=arch, channels=(8, 16, 32))
+    spec = ModelSpec(name="m", labels={"a": 1}, roi_size=(32, 32, 32), network=network_spec)
     network = build_network(spec).eval()
     image = torch.randn(1, 1, 27, 30, 17)
     window = window_size(image.shape[2:], spec.roi_size, spec.network.downsampling)

@@ -29,7 +29,9 @@ class Predictor:
     def __init__(self, store: ModelStore):
         self.store = store
         self.spec = store.spec
-        self._serving = ServingNetwork(store, lambda: build_network(self.spec).to(memory_format=torch.channels_last_3d))
+        self._serving = ServingNetwork(
+            store, lambda: build_network(self.spec).to(memory_format=torch.channels_last_3d)
+        )
         self._pre = infer_transforms(self.spec)
 
     @property
@@ -118,8 +120,9 @@ def window_size(shape: tuple[int, ...], roi: tuple[int, ...], multiple: int) -> 
     Padding a small image up to the full ROI only feeds the network zeros: on the 128^3 demo CT a 96^3
     window spends over half its convolutions on padding. The networks are fully convolutional, so a window
     rounded up to a multiple of the network's downsampling (every level divides it, as for the ROI itself)
-    runs the same network on the image with little padding, for a fraction of the time. Normalisation statistics then
-    come from image rather than padding, as in training, where patches are cut from inside the images.
+    runs the same network on the image with little padding, for a fraction of the time. Normalisation
+    statistics then come from image rather than padding, as in training, where patches are cut from inside
+    the images.
     """
     return tuple(min(r, -(-int(d) // multiple) * multiple) for d, r in zip(shape, roi))
 

@@ -40,7 +40,8 @@ def _dice(output_transform) -> IgniteMetricHandler:
     With MONAI's default (``ignore_empty=True``) an annotator's all-background label makes validation
     Dice 0 in every epoch, so the best checkpoint would stay the first epoch's whatever training learns.
     """
-    return IgniteMetricHandler(DiceMetric(include_background=False, ignore_empty=False), output_transform=output_transform)
+    dice = DiceMetric(include_background=False, ignore_empty=False)
+    return IgniteMetricHandler(dice, output_transform=output_transform)
 
 
 class SegmentationTrain(ContinualTrainTask):
