@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from medlabel.kinds.classification.metrics import auroc_per_class
 
-pytestmark = [pytest.mark.system, pytest.mark.pending]  # pending: acceptance run not yet completed (README, Tests)
+pytestmark = pytest.mark.system
 CLASSES = ("liver", "tumour")
 
 
