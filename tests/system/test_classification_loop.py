@@ -130,4 +130,4 @@ def test_slicer_client_classifies_explains_and_learns(demo_data, start_server, s
     assert picked["id"] in held_out
     assert client.datastore()["objects"][picked["id"]]["image"]["info"]["uncertainty_liver_tiles"]["version"] == 1
     lap("next sample under version 1")
-    print(f"total {sum(clock.values()):.0f} s; train stats s {stats.get('total_time')}, val curve {stats.get('val_curve')}")
+    print(f"total {sum(clock.values()):.0f} s; training {stats.get('total_time')}, val curve {stats.get('val_curve')}")

@@ -73,7 +73,7 @@ def test_class_labels_are_versioned_like_masks(tmp_path):
     ds = CheckedLocalDatastore(str(studies), check_label=lambda label, image, image_id, info:
                                label_check([MULTI])(label, image, image_id), extensions=("*.nii.gz",))
     for classes in (["liver"], ["liver", "tumour"]):
-        ds.save_label("tile", write(tmp_path, {"classes": classes}), "final", {"client_id": "ann", "model": "liver_tiles"})
+        ds.save_label("tile", write(tmp_path, {"classes": classes}), "final", {"client_id": "ann"})
     with pytest.raises(BadRequest, match="unknown"):
         ds.save_label("tile", write(tmp_path, {"classes": ["tumor"]}), "final", {"client_id": "ann"})
     versions = ds.history.versions("tile")
