@@ -59,3 +59,25 @@ def test_spec_checks():
         ClassificationSpec(name="m", classes=("a",))
     with pytest.raises(ValidationError, match="occlusion"):
         ClassificationSpec(name="m", classes=("a", "b"), network=ClassifierNetwork(arch="vit"))
+
+
+def test_class_labels_are_versioned_like_masks(tmp_path):
+    """Each accepted JSON label is a new version in the label history; a refused one adds none."""
+    import SimpleITK as sitk
+
+    from medlabel.datastore.local import CheckedLocalDatastore
+
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    sitk.WriteImage(sitk.Image(8, 8, 1, sitk.sitkInt16), str(studies / "tile.nii.gz"))
+    ds = CheckedLocalDatastore(str(studies), check_label=lambda label, image, image_id, info:
+                               label_check([MULTI])(label, image, image_id), extensions=("*.nii.gz",))
+    for classes in (["liver"], ["liver", "tumour"]):
+        ds.save_label("tile", write(tmp_path, {"classes": classes}), "final", {"client_id": "ann"})
+    with pytest.raises(BadRequest, match="unknown"):
+        ds.save_label("tile", write(tmp_path, {"classes": ["tumor"]}), "final", {"client_id": "ann"})
+    versions = ds.history.versions("tile")
+    assert [v.version for v in versions] == [1, 2] and versions[0].submitted_by == "ann"
+    assert json.loads(ds.history.path("tile", 1).read_text()) == {"classes": ["liver"]}
+    assert json.loads(open(ds.get_label_uri("tile", "final")).read()) == {"classes": ["liver", "tumour"]}
+    assert ds.get_label_info("tile", "final")["version"] == 2

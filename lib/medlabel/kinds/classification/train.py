@@ -8,7 +8,7 @@ learning rates of transfer learning.
 from __future__ import annotations
 
 import torch
-from ignite.metrics import Accuracy
+from ignite.metrics import Accuracy, EpochMetric
 from monai.handlers import from_engine
 from monai.inferers import SimpleInferer
 from monai.transforms import Activationsd, EnsureTyped
@@ -16,7 +16,7 @@ from monailabel.tasks.train.basic_train import Context
 
 from medlabel.continual.store import ModelStore
 from medlabel.continual.training import ContinualTrainTask
-from medlabel.kinds.classification.metrics import evaluate
+from medlabel.kinds.classification.metrics import evaluate, summarise
 from medlabel.kinds.classification.network import build_network, parameter_groups
 from medlabel.kinds.classification.spec import ClassificationSpec
 from medlabel.kinds.classification.transforms import train_transforms, val_transforms
@@ -57,8 +57,7 @@ class ClassificationTrain(ContinualTrainTask):
         multi = self.spec.multi_label
 
         def batched(output):
-            preds, labels = from_engine(["pred", "label"])(output)
-            p, t = torch.stack([torch.as_tensor(x) for x in preds]), torch.stack([torch.as_tensor(x) for x in labels])
+            p, t = _stacked(output)
             return ((p >= 0.5).long(), t.long()) if multi else (p, t.argmax(1))
 
         return Accuracy(output_transform=batched, is_multilabel=multi)
@@ -67,7 +66,17 @@ class ClassificationTrain(ContinualTrainTask):
         return {"train_accuracy": self._accuracy()}
 
     def val_key_metric(self, context: Context):
-        return {"val_accuracy": self._accuracy()}
+        """The gate's own score (mean AUROC, else accuracy), so the kept epoch is the one the gate would pick.
+
+        Accuracy on a few validation images ties often, and a tie keeps the earliest epoch.
+        """
+        spec = self.spec
+
+        def score(prob: torch.Tensor, target: torch.Tensor) -> float:
+            n = len(prob)  # ignite flattens (N, 1) to (N,)
+            return summarise(prob.reshape(n, -1).numpy(), target.reshape(n, -1).numpy(), spec)["score"]
+
+        return {"val_score": EpochMetric(score, output_transform=_stacked, check_compute_fn=False)}
 
     def val_inferer(self, context: Context):
         return SimpleInferer()
@@ -75,3 +84,10 @@ class ClassificationTrain(ContinualTrainTask):
     def evaluate_weights(self, weights, datalist, device):
         """Mean AUROC over classes (accuracy where no class has both outcomes) is the gate's score."""
         return evaluate(self.spec, weights, datalist, device)
+
+
+def _stacked(output) -> tuple[torch.Tensor, torch.Tensor]:
+    """An engine's decollated batch -> (B, C) probabilities and (B, C) targets."""
+    preds, labels = from_engine(["pred", "label"])(output)
+    return (torch.stack([torch.as_tensor(x) for x in preds]).float(),
+            torch.stack([torch.as_tensor(x) for x in labels]).float())
