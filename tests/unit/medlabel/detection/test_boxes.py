@@ -106,3 +106,20 @@ def test_label_check_takes_masks_on_the_image_grid(tmp_path, image):
     nib.save(nib.Nifti1Image(np.zeros((16, 32, 32), np.uint8), LITS_AFFINE), wrong)
     with pytest.raises(BadRequest, match="voxel size"):
         check_box_label(str(wrong), image, "img")
+
+
+def test_training_reads_boxes_from_a_mask_label_on_the_model_grid(tmp_path, image):
+    """A tumour labelmap (value 2) is a training label: its component becomes one box in model voxels."""
+    from medlabel.kinds.detection.spec import DetectionSpec
+    from medlabel.kinds.detection.transforms import val_transforms
+
+    labels = np.zeros((32, 32, 32), np.uint8)
+    labels[4:12, 8:16, 10:20] = 1  # liver only: not a lesion
+    labels[6:10, 10:14, 12:18] = 2  # tumour: 4 x 4 x 6 mm at 1 mm
+    mask = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(labels, LITS_AFFINE), mask)
+    spec = DetectionSpec(name="lesions", spacing_mm=(2.0, 2.0, 2.0), mask_label=2, min_lesion_mm3=10)
+    item = val_transforms(spec)({"image": image, "label": str(mask)})
+    assert item["box"].shape == (1, 6) and item["box_label"].tolist() == [0]
+    size_vox = (item["box"][0, 3:] - item["box"][0, :3]).numpy()
+    assert np.allclose(size_vox, [2, 2, 3], atol=0.01)  # 4 x 4 x 6 mm on the 2 mm grid
