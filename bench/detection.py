@@ -107,8 +107,10 @@ def main() -> None:
     after = evaluate(spec, store.load_serving()["model"], held, device)
 
     print(f"\n## Detection benchmark ({device}, torch {torch.__version__}, {torch.get_num_threads()} threads)\n")
-    print(f"Training: {len(train_ids)} labelled images, {args.epochs} epochs of {spec.train.iterations_per_epoch} "
-          f"batches: {train_s:.1f} s, {train_s / args.epochs:.2f} s/epoch; gate: {stats['gate']['reason']}\n")
+    epochs = int(stats["epoch"])  # fewer than asked when the spec's max_minutes cap ended training
+    print(f"Training: {len(train_ids)} labelled images, {epochs} of {args.epochs} epochs (cap "
+          f"{spec.train.max_minutes} min) of {spec.train.iterations_per_epoch} batches of {spec.train.batch_size}: "
+          f"{train_s:.1f} s with validation, {train_s / epochs:.2f} s/epoch; gate: {stats['gate']['reason']}\n")
     print("| volume | first call s | warm median s |\n|---|---|---|")
     for image_id, t in latency.items():
         print(f"| {image_id} | {t['first_s']:.2f} | {t['warm_median_s']:.2f} |")
@@ -122,7 +124,7 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(f"{m['sensitivity'][r]:.2f}" for r in rates)
               + f" | {m['cpm']:.3f} | {m['map_iou_0.1']:.3f} |")
     if args.json:
-        args.json.write_text(json.dumps({"train_s": train_s, "epochs": args.epochs, "latency": latency,
+        args.json.write_text(json.dumps({"train_s": train_s, "epochs": epochs, "latency": latency,
                                          "memory": memory, "before": before, "after": after}, indent=1, default=str))
 
 

@@ -1,8 +1,9 @@
 """The detection loop with the Slicer module's own client against a real server on real CT.
 
 Next sample, detect (ROI markups JSON back, as the Slicer module loads it), submit corrected boxes as
-the module sends them, retraining that the server starts by itself after the fourth label, and the new
-model's FROC on held-out real lesions (octants with no synthetic copy) clearly above the untrained one's.
+the module sends them for every image but the two held-out octants, retraining that the server starts by
+itself after the last label, and the new model's FROC on held-out real lesions (octants with no synthetic
+copy) clearly above the untrained one's. 208 s on the shared 2-core machine with 24 epochs (training 166 s).
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ from medlabel.kinds.detection.metrics import ImageDetections, detection_metrics
 
 pytestmark = [pytest.mark.system, pytest.mark.pending]  # pending: acceptance run not yet completed (README, Tests)
 
-# three synthetic copies (real CT with inserted lesions, plus their real lesions) and one real octant
-TRAIN = ["synthetic_lits117_subvolume_x1y0z0", "synthetic_lits117_subvolume_x0y0z0",
-         "synthetic_lits117_subvolume_x0y1z0", "lits117_subvolume_x0y0z0"]
 SLICER_INFER = {"result_extension": ".nrrd", "result_dtype": "uint8"}  # what the module always sends
 
 
@@ -40,7 +38,12 @@ def held_out_metrics(client, truth) -> dict:
 
 def test_slicer_detection_loop_learns_lesions(demo_data, start_server, slicer_client_class, tmp_path):
     studies, truth = demo_data / "studies" / STUDY, demo_data / "groundtruth" / STUDY
-    server = start_server("radiology", studies, models="liver_lesions", retrain_after="4", max_epochs="6")
+    # to label: the real training octants and their synthetic copies (real CT with inserted lesions)
+    train = sorted(n for p in studies.glob("*.nii.gz") if (n := p.name.removesuffix(".nii.gz")).removeprefix(
+        "synthetic_") not in HELD_OUT)
+    assert len(train) == 10
+    server = start_server("radiology", studies, models="liver_lesions", retrain_after=str(len(train)),
+                          max_epochs="30")
     client = slicer_client_class.MONAILabelClient(server.url, tmpdir=str(tmp_path), client_id="test-annotator")
 
     info = client.info()
@@ -63,25 +66,25 @@ def test_slicer_detection_loop_learns_lesions(demo_data, start_server, slicer_cl
                         ({"center": [900, 900, 900], "size": [5, 5, 5]}, "not inside the image")]:
         bad.write_text(json.dumps({"markups": [{"type": "ROI", "coordinateSystem": "LPS", **roi}]}))
         with open(bad, "rb") as f:
-            r = requests.put(f"{server.url}/datastore/label", params={"image": TRAIN[0], "tag": "final"},
+            r = requests.put(f"{server.url}/datastore/label", params={"image": train[0], "tag": "final"},
                              files={"label": ("label.json", f)}, data={"params": "{}"}, timeout=30)
         assert r.status_code == 400 and reason in r.json()["detail"], r.text
-    assert "final" not in client.datastore()["objects"][TRAIN[0]]["labels"]
+    assert "final" not in client.datastore()["objects"][train[0]]["labels"]
 
     # the corrected boxes, submitted as the Slicer module does (a .json of ROI markups, label_info [])
-    for image_id in TRAIN:
+    for image_id in train:
         saved = client.save_label(image_id, str(truth / f"{image_id}.json"), tag="final", params={"label_info": []})
         assert saved["label"] == image_id
 
-    deadline = time.time() + 900  # retraining was queued by the fourth label
+    deadline = time.time() + 420  # retraining was queued by the last label (the spec caps it at 4 minutes)
     while True:
         versions = requests.get(f"{server.url}/medlabel/models/liver_lesions/versions", timeout=10).json()["versions"]
         if len(versions) > 1 and not (server.model_dir / "liver_lesions" / "retrain.pending").exists():
             break
-        assert time.time() < deadline, "the automatic retraining did not finish in 15 minutes"
+        assert time.time() < deadline, "the automatic retraining did not finish in 7 minutes"
         time.sleep(3)
     stats = json.loads((server.model_dir / "liver_lesions" / "train" / "train_stats.json").read_text())
-    assert stats["labelled_images"] == 4 and stats["gate"]["promoted"], stats["gate"]
+    assert stats["labelled_images"] == len(train) and stats["gate"]["promoted"], stats["gate"]
 
     after = held_out_metrics(client, truth)
     print(f"held-out real lesions: CPM {before['cpm']:.3f} -> {after['cpm']:.3f}, "
@@ -95,4 +98,4 @@ def test_slicer_detection_loop_learns_lesions(demo_data, start_server, slicer_cl
     assert result.endswith(".nrrd") and params["model_version"] == 1
 
     picked = client.next_sample("uncertainty", {})
-    assert picked["id"] not in TRAIN
+    assert picked["id"] in HELD_OUT  # the only unlabeled images left

@@ -23,9 +23,10 @@ FEATURE_STRIDES = (2, 4, 8)  # voxels of the model grid per feature voxel at eac
 
 
 class ResidualFPN(torch.nn.Module):
-    """A strided stem and residual stages (strides 2, 4, 8) with an FPN on top; ``out_channels`` per level."""
+    """A strided stem and residual stages (strides 2, 4, 8) with an FPN on the coarsest ``levels`` of them;
+    ``out_channels`` per level."""
 
-    def __init__(self, widths: tuple[int, ...], out_channels: int):
+    def __init__(self, widths: tuple[int, ...], out_channels: int, levels: int = 3):
         super().__init__()
         self.stem = Convolution(3, 1, widths[0], strides=2, kernel_size=3, norm="instance")
         stages, previous = [], widths[0]
@@ -33,15 +34,23 @@ class ResidualFPN(torch.nn.Module):
             stages.append(ResidualUnit(3, previous, width, strides=1 if i == 0 else 2, subunits=1, norm="instance"))
             previous = width
         self.stages = torch.nn.ModuleList(stages)
-        self.fpn = FeaturePyramidNetwork(spatial_dims=3, in_channels_list=list(widths), out_channels=out_channels)
+        self.first_level = len(widths) - levels
+        self.fpn = FeaturePyramidNetwork(spatial_dims=3, in_channels_list=list(widths[self.first_level:]),
+                                         out_channels=out_channels)
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features, x = OrderedDict(), self.stem(x)
         for i, stage in enumerate(self.stages):
             x = stage(x)
-            features[str(i)] = x
+            if i >= self.first_level:
+                features[str(i)] = x
         return self.fpn(features)
+
+
+def head_strides(spec: DetectionSpec) -> tuple[int, ...]:
+    """Strides (model voxels per feature voxel) of the pyramid levels the heads run on."""
+    return FEATURE_STRIDES[len(FEATURE_STRIDES) - spec.head_levels:]
 
 
 def anchor_shapes_voxels(spec: DetectionSpec) -> tuple[tuple[float, float, float], ...]:
@@ -55,7 +64,7 @@ def build_network(spec: DetectionSpec) -> RetinaNet:
         spatial_dims=3,
         num_classes=len(spec.labels),
         num_anchors=len(spec.anchor_mm),
-        feature_extractor=ResidualFPN(spec.widths, spec.fpn_channels),
+        feature_extractor=ResidualFPN(spec.widths, spec.fpn_channels, spec.head_levels),
         size_divisible=FEATURE_STRIDES[-1],
     )
 
@@ -86,7 +95,7 @@ def build_detector(spec: DetectionSpec, network: RetinaNet, *, score_threshold: 
     """RetinaNetDetector around ``network``: anchors, ATSS matching and hard negatives for training; sliding
     windows of ``roi_size``, score threshold and NMS for inference. Boxes are MONAI voxel boxes."""
     anchors = AnchorGeneratorWithAnchorShape(
-        feature_map_scales=tuple(s // FEATURE_STRIDES[0] for s in FEATURE_STRIDES),
+        feature_map_scales=tuple(s // head_strides(spec)[0] for s in head_strides(spec)),
         base_anchor_shapes=anchor_shapes_voxels(spec),
     )
     detector = AtssRetinaNetDetector(network=network, anchor_generator=anchors)

@@ -13,8 +13,10 @@ class DetectionSpec(BaseSpec):
     """A 3D box detector (RetinaNet) for one lesion class.
 
     Sizes are (x, y, z) on the model's RAS grid at ``spacing_mm``. Anchors are given in mm at the finest
-    feature level (stride 2) and doubled at each coarser level, so ``anchor_mm=(6, 10)`` with three levels
-    covers lesions from about 6 to 40 mm. Labels are boxes (Slicer ROI markups) or labelmaps, whose
+    feature level the heads run on and doubled at each coarser level, so ``anchor_mm=(6, 10)`` with three
+    levels (strides 2, 4, 8) covers lesions from about 6 to 40 mm. ``head_levels=2`` drops the stride-2
+    level: the heads then cost about an eighth (most of a CPU training step), at some precision in placing
+    lesions under ~8 mm. Labels are boxes (Slicer ROI markups) or labelmaps, whose
     ``mask_label`` components become boxes.
     """
 
@@ -25,6 +27,7 @@ class DetectionSpec(BaseSpec):
     intensity: Intensity = Field(default_factory=CTWindow, discriminator="kind")
     widths: tuple[int, int, int] = (8, 16, 32)  # backbone width per level (strides 2, 4, 8)
     fpn_channels: int = Field(16, ge=16, multiple_of=16)  # RetinaNet heads use GroupNorm(16)
+    head_levels: int = Field(3, ge=1, le=3)  # the coarsest pyramid levels the heads run on
     anchor_mm: tuple[float, ...] = (6.0, 10.0)
     mask_label: int = Field(2, ge=1)  # the labelmap value that marks lesions (liver_ct's tumour)
     min_lesion_mm3: float = Field(65.0, ge=0)  # smaller mask components are not lesions to detect

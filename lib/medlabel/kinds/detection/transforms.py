@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from monai.apps.detection.transforms.dictionary import RandCropBoxByPosNegLabeld, RandFlipBoxd
+from monai.apps.detection.transforms.dictionary import RandCropBoxByPosNegLabeld, RandFlipBoxd, RandRotateBox90d
 from monai.transforms import (
     Compose,
     CopyItemsd,
@@ -84,15 +84,18 @@ def val_transforms(spec: DetectionSpec) -> Compose:
 
 def train_transforms(spec: DetectionSpec) -> Compose:
     """Validation steps, then crops of ``roi_size`` (lesion-centred with probability 1/2, boxes kept whole
-    where they fit), flips of image and boxes together, and mild intensity changes."""
+    where they fit), flips and axial quarter turns of image and boxes together (with a few small volumes,
+    the detector otherwise learns where their lesions are rather than what they look like), and mild
+    intensity changes."""
     keys = dict(image_keys="image", box_keys="box")
     return Compose(
         [
             *val_transforms(spec).transforms,
-            SpatialPadd("image", spatial_size=spec.roi_size),
+            SpatialPadd("image", spatial_size=spec.roi_size, method="end"),  # at the end: boxes stay valid
             RandCropBoxByPosNegLabeld(**keys, label_keys="box_label", spatial_size=spec.roi_size, pos=1, neg=1,
                                       num_samples=spec.train.samples_per_volume, whole_box=True),
             *[RandFlipBoxd(**keys, box_ref_image_keys="image", prob=0.5, spatial_axis=axis) for axis in range(3)],
+            RandRotateBox90d(**keys, box_ref_image_keys="image", prob=0.75, max_k=3, spatial_axes=(0, 1)),
             RandScaleIntensityd("image", factors=0.1, prob=0.5),
             RandShiftIntensityd("image", offsets=0.1, prob=0.5),
             EnsureTyped("image", dtype="float32"),

@@ -106,3 +106,47 @@ def test_label_check_takes_masks_on_the_image_grid(tmp_path, image):
     nib.save(nib.Nifti1Image(np.zeros((16, 32, 32), np.uint8), LITS_AFFINE), wrong)
     with pytest.raises(BadRequest, match="voxel size"):
         check_box_label(str(wrong), image, "img")
+
+
+def test_training_reads_boxes_from_a_mask_label_on_the_model_grid(tmp_path, image):
+    """A tumour labelmap (value 2) is a training label: its component becomes one box in model voxels."""
+    from medlabel.kinds.detection.spec import DetectionSpec
+    from medlabel.kinds.detection.transforms import val_transforms
+
+    labels = np.zeros((32, 32, 32), np.uint8)
+    labels[4:12, 8:16, 10:20] = 1  # liver only: not a lesion
+    labels[6:10, 10:14, 12:18] = 2  # tumour: 4 x 4 x 6 mm at 1 mm
+    mask = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(labels, LITS_AFFINE), mask)
+    spec = DetectionSpec(name="lesions", spacing_mm=(2.0, 2.0, 2.0), mask_label=2, min_lesion_mm3=10)
+    item = val_transforms(spec)({"image": image, "label": str(mask)})
+    assert item["box"].shape == (1, 6) and item["box_label"].tolist() == [0]
+    size_vox = (item["box"][0, 3:] - item["box"][0, :3]).numpy()
+    assert np.allclose(size_vox, [2, 2, 3], atol=0.01)  # 4 x 4 x 6 mm on the 2 mm grid
+
+
+def test_training_augmentation_moves_boxes_with_the_image(tmp_path):
+    """Crops, flips and quarter turns keep every box on its lesion (a bright cube in an anisotropic volume)."""
+    from medlabel.kinds.detection.spec import DetectionSpec
+    from medlabel.kinds.detection.transforms import train_transforms
+    from medlabel.spec import CTWindow, TrainSpec
+
+    array = np.zeros((32, 40, 24), np.float32)  # water, and a 200 HU cube
+    array[3:9, 20:30, 14:18] = 200
+    nib.save(nib.Nifti1Image(array, np.diag([2.0, 2.0, 2.0, 1.0])), tmp_path / "image.nii.gz")
+    box = voxel_to_world(np.array([[3.0, 20, 14, 9, 30, 18]]), np.diag([2.0, 2.0, 2.0, 1.0]))
+    (tmp_path / "label.json").write_text(json.dumps(boxes_to_markups(box)))
+    spec = DetectionSpec(name="lesions", spacing_mm=(2.0, 2.0, 2.0), roi_size=(48, 48, 48), intensity=CTWindow(),
+                         train=TrainSpec(samples_per_volume=1))
+    transform = train_transforms(spec)
+    shapes = set()
+    for seed in range(12):
+        transform.set_random_state(seed)
+        item = transform({"image": str(tmp_path / "image.nii.gz"), "label": str(tmp_path / "label.json")})[0]
+        image = item["image"][0].numpy()
+        lo, hi = item["box"][0, :3].round().int().tolist(), item["box"][0, 3:].round().int().tolist()
+        inside = image[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].copy()
+        image[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = np.nan
+        assert inside.size == 6 * 10 * 4 and inside.min() > np.nanmax(image)  # the cube, all of it
+        shapes.add(tuple(hi[i] - lo[i] for i in range(3)))
+    assert shapes == {(6, 10, 4), (10, 6, 4)}  # quarter turns in the axial plane happened

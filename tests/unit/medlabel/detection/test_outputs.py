@@ -56,14 +56,16 @@ def test_spec_rejects_bad_values():
         DetectionSpec(name="lesions", fpn_channels=24)  # RetinaNet heads use GroupNorm(16)
 
 
-def test_network_trains_a_step_and_never_imports_torchvision():
+@pytest.mark.parametrize("levels", [3, 2])
+def test_network_trains_a_step_and_never_imports_torchvision(levels):
     code = (
         "import sys, torch\n"
         "from medlabel.kinds.detection.network import build_detector, build_network\n"
         "from medlabel.kinds.detection.spec import DetectionSpec\n"
         "torch.manual_seed(0)\n"
-        "spec = DetectionSpec(name='lesions')\n"
+        f"spec = DetectionSpec(name='lesions', head_levels={levels})\n"
         "detector = build_detector(spec, build_network(spec)); detector.train()\n"
+        "assert len(detector.network.feature_extractor(torch.rand(1, 1, 32, 32, 32))) == spec.head_levels\n"
         "opt = torch.optim.Adam(detector.network.parameters(), 1e-3)\n"
         "image = torch.rand(1, 32, 32, 32); image[:, 10:16, 10:16, 10:16] += 2\n"
         "target = [{'box': torch.tensor([[10., 10, 10, 16, 16, 16]]), 'box_label': torch.tensor([0])}]\n"
