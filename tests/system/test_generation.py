@@ -141,7 +141,7 @@ def test_synthesis_sample_lies_on_its_mask_grid_and_is_kept_as_a_training_pair(
     mask = sitk.ReadImage(str(mask_path))
     assert set(np.unique(sitk.GetArrayFromImage(mask))) >= {0, 1}  # a real liver mask, not an empty one
 
-    result, params = client.infer("liver_synth", image_id, {"steps": 4, "seed": 3}, label_in=str(mask_path))
+    result, params = client.infer("liver_synth", image_id, {"steps": 2, "seed": 3}, label_in=str(mask_path))
     sample = sitk.ReadImage(result)
     assert sample.GetSize() == mask.GetSize()
     assert np.allclose(sample.GetOrigin(), mask.GetOrigin(), atol=1e-4)
@@ -151,9 +151,9 @@ def test_synthesis_sample_lies_on_its_mask_grid_and_is_kept_as_a_training_pair(
     assert np.all(np.isfinite(values)) and values.std() > 0  # an image, not a constant fill
 
     derived = params["derived_image"]
-    assert derived["stored"] and derived["id"] == f"{image_id}_liver_synth_v0_s3_t4"
+    assert derived["stored"] and derived["id"] == f"{image_id}_liver_synth_v0_s3_t2"
     entry = client.datastore()["objects"][derived["id"]]
-    assert entry["image"]["info"]["generated"]["params"] == {"steps": 4, "seed": 3}
+    assert entry["image"]["info"]["generated"]["params"] == {"steps": 2, "seed": 3}
     assert "final" in entry["labels"]
     [stored_label] = (Path(server.studies) / "labels" / "final").glob(f"{derived['id']}.*")
     assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(stored_label))), sitk.GetArrayFromImage(mask))
