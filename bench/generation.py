@@ -1,7 +1,7 @@
 """Generation benchmark: restoration quality against baselines, time and memory per volume, and
 synthesis time and memory per sample against the number of DDIM steps, on the real demo CT.
 
-    python bench/generation.py [--epochs 20] [--out /tmp/medlabel-bench-generation]
+    python bench/generation.py [--epochs 5] [--iterations 40] [--synth-epochs 4] [--out /tmp/medlabel-bench-generation]
 
 Restoration models are trained exactly as the server trains them (``RestorationTrain`` on a local
 datastore of six demo octants); two octants are held out and never seen. Prints markdown tables.
@@ -29,9 +29,10 @@ from medlabel.kinds.generation.degrade import crop_to_factor, degrade_for_networ
 from medlabel.kinds.generation.metrics import baselines, compare
 from medlabel.kinds.generation.restore import Restorer, restore_window, to_window
 from medlabel.kinds.generation.spec import (
+    RESTORATION_TRAIN,
+    SMALL_TRAIN,
     Denoise,
     DiffusionNetwork,
-    RestorationNetwork,
     RestorationSpec,
     SuperResolution,
     SynthesisSpec,
@@ -39,7 +40,7 @@ from medlabel.kinds.generation.spec import (
 from medlabel.kinds.generation.synthesis import Synthesizer
 from medlabel.kinds.generation.synthesis_train import SynthesisTrain
 from medlabel.kinds.generation.train import RestorationTrain
-from medlabel.spec import AppSettings, TrainSpec
+from medlabel.spec import AppSettings
 
 HELD_OUT = ("lits117_subvolume_x1y1z0", "lits117_subvolume_x1y0z1")
 
@@ -128,8 +129,9 @@ def synthesis_table(spec: SynthesisSpec, store: ModelStore, masks: list[Path], i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--iterations", type=int, default=20, help="batches per epoch")
+    parser.add_argument("--epochs", type=int, default=5, help="restoration epochs")
+    parser.add_argument("--iterations", type=int, default=40, help="restoration batches (of 4 crops) per epoch")
+    parser.add_argument("--synth-epochs", type=int, default=4, help="synthesis epochs (of 20 batches of 16 crops)")
     parser.add_argument("--steps", default="5,10,25,50", help="DDIM steps to time")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "medlabel-bench-generation")
     parser.add_argument("--skip-synthesis", action="store_true")
@@ -144,13 +146,14 @@ def main() -> None:
     for name in HELD_OUT:
         held_out.append(args.out / f"{name}.nii.gz")
         shutil.move(studies / f"{name}.nii.gz", held_out[-1])
-    train_spec = TrainSpec(max_epochs=args.epochs, iterations_per_epoch=args.iterations, learning_rate=2e-3,
-                           samples_per_volume=4, batch_size=4)
+    restoration_train = RESTORATION_TRAIN.model_copy(update={"max_epochs": args.epochs,
+                                                             "iterations_per_epoch": args.iterations})
+    synthesis_train = SMALL_TRAIN.model_copy(update={"max_epochs": args.synth_epochs})
     print(f"torch threads {torch.get_num_threads()}; {len(list(studies.glob('*.nii.gz')))} training octants")
 
     specs = [
-        (RestorationSpec(name="ct_denoise", degradation=Denoise(), train=train_spec), [20.0, 40.0, 60.0]),
-        (RestorationSpec(name="ct_superres", degradation=SuperResolution(), train=train_spec), [2, 4]),
+        (RestorationSpec(name="ct_denoise", degradation=Denoise(), train=restoration_train), [20.0, 40.0, 60.0]),
+        (RestorationSpec(name="ct_superres", degradation=SuperResolution(), train=restoration_train), [2, 4]),
     ]
     for spec, levels in specs:
         store = train(spec, studies, args.out / "models", args.epochs, RestorationTrain)
@@ -161,8 +164,8 @@ def main() -> None:
             (studies / "labels" / "final").mkdir(parents=True, exist_ok=True)
             shutil.copy(truth / image.name, studies / "labels" / "final" / image.name)
         spec = SynthesisSpec(name="liver_synth", labels={"liver": 1, "tumour": 2},
-                             network=DiffusionNetwork(channels=(16, 32, 64)), train=train_spec)
-        store = train(spec, studies, args.out / "models", args.epochs, SynthesisTrain)
+                             network=DiffusionNetwork(channels=(16, 32, 64)), train=synthesis_train)
+        store = train(spec, studies, args.out / "models", args.synth_epochs, SynthesisTrain)
         synthesis_table(spec, store, [truth / p.name for p in held_out], held_out,
                         [int(s) for s in args.steps.split(",")])
 

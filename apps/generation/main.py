@@ -6,6 +6,7 @@ Restored images come back as files and are added to the studies as new images wi
 
 from medlabel.app import medlabel_app
 from medlabel.kinds.generation.spec import (
+    RESTORATION_TRAIN,
     Denoise,
     DiffusionNetwork,
     RestorationNetwork,
@@ -28,7 +29,7 @@ GenerationApp = medlabel_app(
             degradation=Denoise(min_noise_hu=10, max_noise_hu=80, default_noise_hu=40),
             roi_size=(32, 32, 32),
             network=RestorationNetwork(channels=(16, 32, 64)),
-            train=TRAIN,
+            train=RESTORATION_TRAIN,
         ),
         RestorationSpec(
             name="ct_superres",
@@ -36,7 +37,7 @@ GenerationApp = medlabel_app(
             degradation=SuperResolution(factors=(2, 4), default_factor=2),
             roi_size=(32, 32, 32),
             network=RestorationNetwork(channels=(16, 32, 64)),
-            train=TRAIN,
+            train=RESTORATION_TRAIN,
         ),
         SynthesisSpec(
             name="liver_synth",

@@ -135,6 +135,7 @@ class MedlabelApp(MONAILabelApp):
             max_upload_bytes=self.settings.max_upload_mb << 20,
             queued_training=self._queued_training,
             final_labels=lambda: len(self.datastore().get_labeled_images()),
+            label_free_trainers=lambda: {n for n, t in self._trainers.items() if not getattr(t, "needs_labels", True)},
         )
 
     def init_datastore(self):

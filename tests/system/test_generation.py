@@ -82,9 +82,10 @@ def test_restoration_models_learn_from_the_studies_and_beat_the_baselines(
     assert len(client.datastore()["objects"]) == 7
 
     seen = None
-    for model in ("ct_denoise", "ct_superres"):
-        client.train_start(model, {"max_epochs": 4, "iterations_per_epoch": 12})
-        status = wait_for_training(client, timeout=1800, seen_id=seen)  # about a minute on a quiet 2-core machine
+    # steps of 4 crops (60 and 90): under a minute per model on a quiet 2-core machine; slice detail is slower to learn
+    for model, epochs in (("ct_denoise", 2), ("ct_superres", 3)):
+        client.train_start(model, {"max_epochs": epochs, "iterations_per_epoch": 30})
+        status = wait_for_training(client, timeout=900, seen_id=seen)
         seen = status["id"]
         assert status["status"] == "DONE", status
         stats = json.loads((server.model_dir / model / "train" / "train_stats.json").read_text())
@@ -119,5 +120,49 @@ def test_restoration_models_learn_from_the_studies_and_beat_the_baselines(
     assert np.allclose(thin.GetSpacing(), clean.GetSpacing(), atol=1e-6)
     baseline, restored_db = psnr_db(trilinear_baseline(thick, clean), clean), psnr_db(thin, clean)
     print(f"super-resolution x2 PSNR trilinear {baseline:.2f} dB -> restored {restored_db:.2f} dB")
-    assert restored_db > baseline
+    assert restored_db > baseline + 0.2
     assert params["derived_image"]["id"] == "heldout_thick_ct_superres_v1_x2"
+
+
+def test_synthesis_sample_lies_on_its_mask_grid_and_is_kept_as_a_training_pair(
+        demo_data, start_server, slicer_client_class, tmp_path):
+    """A sample conditioned on a real liver mask, through the server: the image comes back on exactly the
+    mask's grid, and the datastore keeps it with the mask as its final label (a synthetic training pair).
+
+    The model is the untrained version 0: this checks the geometry and provenance the issue asks for;
+    sample quality is measured by ``bench/generation.py``.
+    """
+    server = start_server("generation", demo_data / "studies" / "liver-ct", models="liver_synth")
+    client = slicer_client_class.MONAILabelClient(server.url, tmpdir=str(tmp_path), client_id="test")
+    assert client.info()["models"]["liver_synth"]["type"] == "generation"
+
+    image_id = "lits117_subvolume_x0y1z0"
+    mask_path = demo_data / "groundtruth" / "liver-ct" / f"{image_id}.nii.gz"
+    mask = sitk.ReadImage(str(mask_path))
+    assert set(np.unique(sitk.GetArrayFromImage(mask))) >= {0, 1}  # a real liver mask, not an empty one
+
+    result, params = client.infer("liver_synth", image_id, {"steps": 2, "seed": 3}, label_in=str(mask_path))
+    sample = sitk.ReadImage(result)
+    assert sample.GetSize() == mask.GetSize()
+    assert np.allclose(sample.GetOrigin(), mask.GetOrigin(), atol=1e-4)
+    assert np.allclose(sample.GetSpacing(), mask.GetSpacing(), atol=1e-6)
+    assert np.allclose(sample.GetDirection(), mask.GetDirection(), atol=1e-6)
+    values = sitk.GetArrayFromImage(sample)
+    assert np.all(np.isfinite(values)) and values.std() > 0  # an image, not a constant fill
+
+    derived = params["derived_image"]
+    assert derived["stored"] and derived["id"] == f"{image_id}_liver_synth_v0_s3_t2"
+    entry = client.datastore()["objects"][derived["id"]]
+    assert entry["image"]["info"]["generated"]["params"] == {"steps": 2, "seed": 3}
+    assert "final" in entry["labels"]
+    [stored_label] = (Path(server.studies) / "labels" / "final").glob(f"{derived['id']}.*")
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(stored_label))), sitk.GetArrayFromImage(mask))
+
+    # a mask drawn on another grid: 400 naming both sizes, nothing stored
+    small = tmp_path / "small_mask.nii.gz"
+    sitk.WriteImage(sitk.Image([32, 32, 32], sitk.sitkUInt8), str(small))
+    before = len(client.datastore()["objects"])
+    r = requests.post(f"{server.url}/infer/liver_synth", params={"image": image_id},
+                      files={"params": (None, json.dumps({"steps": 2})), "label": open(small, "rb")})
+    assert r.status_code == 400 and "voxel size (32, 32, 32)" in r.json()["detail"], r.text
+    assert len(client.datastore()["objects"]) == before

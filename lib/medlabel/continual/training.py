@@ -55,6 +55,8 @@ class ContinualTrainTask(BasicTrainTask):
     ``evaluate_weights``; they may pass extra monailabel ``config`` keys.
     """
 
+    needs_labels = True  # False: learns from the images alone, so the server lets it train before any label
+
     def __init__(self, store: ModelStore, settings: AppSettings, description: str, **config: Any):
         self.store = store
         self.spec = store.spec

@@ -46,6 +46,7 @@ class Catalogue:
     max_upload_bytes: int = 1 << 30
     queued_training: Callable[[], dict | None] = field(default=lambda: None)  # the training waiting to run
     final_labels: Callable[[], int | None] = field(default=lambda: None)  # how many images have a final label
+    label_free_trainers: Callable[[], set[str]] = field(default=set)  # trainers that learn from the images alone
 
 
 class RequestGuard:
@@ -61,7 +62,7 @@ class RequestGuard:
         self._check_names(scope["method"], scope["path"].rstrip("/"))
         self._check_ids(scope["method"], scope["path"], parse_qs(scope.get("query_string", b"").decode(errors="replace")))
         if scope["method"] == "POST" and scope["path"].rstrip("/").startswith("/train"):
-            self._check_trainable()
+            self._check_trainable(scope["path"])
             queued = self.catalogue.queued_training()
             if queued is not None:
                 detail = "a training is already queued; it will start when the running one ends and use the newest labels"
@@ -102,9 +103,15 @@ class RequestGuard:
                 if key == "image" and not named_elsewhere and self.catalogue.image_exists(value) is False:
                     raise NotFound(f"image '{value}' is not in the datastore")
 
-    def _check_trainable(self) -> None:
+    def _check_trainable(self, path: str) -> None:
         """Training without any final label crashes in the training process (an empty sampler) and the
-        client only sees a SUBMITTED task that later fails; OHIF's "Update Model" is one click away from that."""
+        client only sees a SUBMITTED task that later fails; OHIF's "Update Model" is one click away from that.
+
+        A trainer named in the path that learns from the images alone (self-supervised restoration) may train.
+        """
+        model = path.rstrip("/")[len("/train"):].strip("/")
+        if model and model in self.catalogue.label_free_trainers():
+            return
         if self.catalogue.final_labels() == 0:
             raise Conflict("there is nothing to train on: no image has a final label yet. Submit a label first "
                            "(Slicer: Submit Label; REST: PUT /datastore/label?image=ID&tag=final; DICOMweb: store a "

@@ -16,7 +16,7 @@ def test_path_like_ids_are_rejected(bad):
 
 
 def _call_guard(path: str, query: bytes, queued: dict | None, final_labels: int | None = None, method: str = "POST",
-                image_exists=lambda _id: None):
+                image_exists=lambda _id: None, label_free: frozenset = frozenset()):
     """Runs one POST through the guard around a recording app; returns (scope seen by app, response)."""
     import asyncio
     import json
@@ -34,9 +34,9 @@ def _call_guard(path: str, query: bytes, queued: dict | None, final_labels: int 
     async def send(message):
         sent.append(message)
 
-    names = lambda: {"liver_ct"}  # noqa: E731
+    names = lambda: {"liver_ct", "ct_denoise"}  # noqa: E731
     catalogue = Catalogue(names, names, names, names, image_exists=image_exists, queued_training=lambda: queued,
-                          final_labels=lambda: final_labels)
+                          final_labels=lambda: final_labels, label_free_trainers=lambda: set(label_free))
     guard = RequestGuard(app, catalogue)
     scope = {"type": "http", "method": method, "path": path, "query_string": query, "headers": []}
     asyncio.run(guard(scope, receive, send))
@@ -69,6 +69,17 @@ def test_training_without_any_final_label_is_a_conflict_with_a_message(path):
 def test_training_with_final_labels_or_an_unknown_count_goes_through(count):
     seen, response = _call_guard("/train/liver_ct", b"", queued=None, final_labels=count)
     assert seen["query_string"] == b"enqueue=true" and response is None
+
+
+def test_a_self_supervised_trainer_trains_without_labels_and_the_others_still_need_them():
+    """Restoration learns from the images alone; the label check still guards every other trainer."""
+    from medlabel.errors import Conflict
+
+    seen, response = _call_guard("/train/ct_denoise", b"", queued=None, final_labels=0, label_free={"ct_denoise"})
+    assert seen["query_string"] == b"enqueue=true" and response is None
+    for path in ("/train/liver_ct", "/train/"):
+        with pytest.raises(Conflict, match="no image has a final label"):
+            _call_guard(path, b"", queued=None, final_labels=0, label_free={"ct_denoise"})
 
 
 def test_uploads_name_new_images_and_every_other_request_needs_an_existing_one():

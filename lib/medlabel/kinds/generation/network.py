@@ -13,10 +13,15 @@ class ResidualRestorer(torch.nn.Module):
 
     The head starts at zero, so an untrained model (version 0) returns the baseline itself (the noisy
     image, or its trilinear slice interpolation) and the gate promotes only what beats that baseline.
+    The UNet sees the image centred on the window and multiplied by ``scale`` and answers in those units:
+    in plain window units the corrections (tens of HU in a 2000 HU window) are a few hundredths, and the
+    UNet, without normalisation, learnt nothing from them in the first hundred steps (bench notes in
+    docs/generation.md).
     """
 
-    def __init__(self, channels: tuple[int, ...], in_channels: int = 2, features: int = 8):
+    def __init__(self, channels: tuple[int, ...], scale: float = 1.0, in_channels: int = 2, features: int = 8):
         super().__init__()
+        self.scale = scale
         self.body = UNet(
             spatial_dims=3,
             in_channels=in_channels,
@@ -32,8 +37,10 @@ class ResidualRestorer(torch.nn.Module):
         torch.nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :1] + self.head(self.body(x))
+        image = x[:, :1]
+        z = torch.cat([(image - 0.5) * self.scale, x[:, 1:]], 1)
+        return image + self.head(self.body(z)) / self.scale
 
 
 def build_restoration_network(spec: RestorationSpec) -> torch.nn.Module:
-    return ResidualRestorer(spec.network.channels)
+    return ResidualRestorer(spec.network.channels, scale=spec.window.width / spec.network.unit_hu)

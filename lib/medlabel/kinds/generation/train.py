@@ -60,6 +60,7 @@ class RestorationTrain(ContinualTrainTask):
     """L1 training of a residual restoration network on degraded crops."""
 
     VAL_KEY = "val_psnr"
+    needs_labels = False  # every original image is a training example
 
     def __init__(self, store: ModelStore, settings: AppSettings):
         spec: RestorationSpec = store.spec
