@@ -193,6 +193,8 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not results["datasets"]:
+        return
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for dataset, r in results["datasets"].items():
         for ax, key, xlabel in ((axes[0], "clicks", "clicks"), (axes[1], "scribbles", "scribble strokes")):
@@ -211,7 +213,7 @@ def plot(results: dict, path: Path) -> None:
 
 def table(results: dict) -> str:
     lines = []
-    for key, n in (("clicks", "clicks"), ("scribbles", "strokes")):
+    for key, n in (("clicks", "clicks"), ("scribbles", "strokes")) if results["datasets"] else ():
         width = max(len(r[key][0]) for r in results["datasets"].values())
         lines.append(f"| {n} | " + " | ".join(str(i) for i in range(width)) + " |")
         lines.append("|---|" + "---|" * width)
@@ -234,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strokes", type=int, default=5)
     p.add_argument("--latency-repeats", type=int, default=3)
     p.add_argument("--skip-latency", action="store_true")
+    p.add_argument("--latency-only", action="store_true",
+                   help="only the latency check, on untrained weights (the same networks, so the same cost)")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS))
     p.add_argument("--out", type=Path, default=REPO / "docs")
     p.add_argument("--work", type=Path, default=None)
@@ -244,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         build(demo, force=True)
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.latency_only:
+        results["latency"] = latency(demo, work, work / "untrained-models", args.latency_repeats)
+        report(results, args.out)
+        args.datasets = []
     for dataset in args.datasets:  # the liver first: the latency check uses its trained models
         cfg = DATASETS[dataset]
         model_dir = train(dataset, cfg, demo, work, args.train_minutes)

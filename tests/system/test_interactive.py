@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from medlabel.interactive.simulate import next_click, next_stroke
 from medlabel.io.writer import write_label
 
-pytestmark = [pytest.mark.system, pytest.mark.pending]  # pending: acceptance run not yet completed (README, Tests)
+pytestmark = pytest.mark.system
 
 IMAGE = "lits117_subvolume_x1y1z0"  # held out: never labelled in these tests
 TRAIN_IMAGES = ["lits117_subvolume_x0y0z0", "lits117_subvolume_x1y0z0", "lits117_subvolume_x0y1z0", "lits117_subvolume_x1y0z1"]
@@ -142,6 +142,9 @@ def bad_scribbles_are_rejected(demo_data, liver_server, slicer_client_class, tmp
     assert client.info()["models"]["liver_ct_scribbles"]["type"] == "scribbles"  # still serving
 
 
+# pending: not yet completed on a quiet machine. Under a load average of 5 a training iteration took 150 s
+# (2026-12-05), so the 600 s run ended inside the first epoch; the click thresholds below are not calibrated.
+@pytest.mark.pending
 def test_clicks_train_in_the_loop_and_segment_near_the_click(demo_data, start_server, slicer_client_class, tmp_path,
                                                             wait_for_training):
     """The click model trains through the continual trainer (a gated version) and answers Slicer's point tool."""
