@@ -1,11 +1,12 @@
 """Interactive refinement: Dice per interaction with a simulated annotator, and latency over HTTP.
 
-    .venv/bin/python bench/interaction.py [--epochs 8] [--click-epochs 8] [--clicks 10] [--strokes 5]
+    .venv/bin/python bench/interaction.py [--train-minutes 2] [--clicks 10] [--strokes 5]
                                           [--out docs] [--latency-repeats 3] [--skip-latency]
 
 1. For the demo CT (liver) and the MNI brain MR (brain), two octants are held out; a real server
    (``apps/radiology``) gets the ground truth of the other six as final labels (``PUT /datastore/label``)
-   and trains the segmentation model and the click model (``POST /train/<model>``), as a user would.
+   and trains the segmentation model and the click model (``POST /train/<model>``), as a user would,
+   each for ``--train-minutes`` of wall clock (the continual trainer's ``max_minutes`` cap, short epochs).
 2. On the held-out octants, with the trained weights and the same code the server runs, a simulated
    annotator (``medlabel.interactive.simulate``: interact at the interior of the largest error region)
    - clicks 0..``--clicks`` times on the click model, starting from nothing (0 clicks: Dice 0);
@@ -65,7 +66,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / max(1, a.sum() + b.sum()))
 
 
-def train(dataset: str, cfg: dict, demo: Path, work: Path, epochs: int, click_epochs: int) -> Path:
+def train(dataset: str, cfg: dict, demo: Path, work: Path, minutes: float) -> Path:
     """A server on the non-held-out octants; labels in, both models trained; returns the model folder."""
     studies, model_dir = work / dataset / "studies", work / dataset / "models"
     studies.mkdir(parents=True)
@@ -80,11 +81,15 @@ def train(dataset: str, cfg: dict, demo: Path, work: Path, epochs: int, click_ep
                 r = requests.put(f"{server.url}/datastore/label", params={"image": image.name.removesuffix(".nii.gz"), "tag": "final"},
                                  data={"params": json.dumps(info)}, files={"label": (image.name, f)}, timeout=600)
             r.raise_for_status()
-        for model, n in ((cfg["segmentation"], epochs), (cfg["clicks"], click_epochs)):
+        for model in (cfg["segmentation"], cfg["clicks"]):
             t0 = time.time()
-            requests.post(f"{server.url}/train/{model}", json={"max_epochs": n}, timeout=600).raise_for_status()
+            request = {"max_epochs": 200, "iterations_per_epoch": 5, "max_minutes": minutes}
+            requests.post(f"{server.url}/train/{model}", json=request, timeout=600).raise_for_status()
             status = wait_training(server.url, 7200)
-            log(f"{dataset}: trained {model} ({n} epochs) in {time.time() - t0:.0f} s: {status.get('status')}")
+            stats_file = model_dir / model / "train" / "train_stats.json"
+            stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+            log(f"{dataset}: trained {model} in {time.time() - t0:.0f} s ({stats.get('epoch', '?')} epochs): "
+                f"{status.get('status')}, {stats.get('gate', {}).get('reason')}")
     return model_dir
 
 
@@ -129,6 +134,16 @@ def scribble_curve(dataset: str, cfg: dict, demo: Path, model_dir: Path, strokes
     return curves
 
 
+def server_latencies(response: requests.Response) -> dict:
+    """The stage times the infer task reports in the multipart answer's ``params`` part (Slicer's format)."""
+    from requests_toolbelt.multipart.decoder import MultipartDecoder
+
+    for part in MultipartDecoder.from_response(response).parts:
+        if b'name="params"' in part.headers.get(b"Content-Disposition", b""):
+            return json.loads(part.content).get("latencies", {})
+    return {}
+
+
 def latency(demo: Path, work: Path, model_dir: Path, repeats: int) -> dict:
     """Warm end-to-end ``POST /infer`` seconds for a scribble refinement (128^3 ROI) and a click on a 512x512x200 CT."""
     big = work / "latency" / "studies" / "ct512.nii.gz"
@@ -166,9 +181,9 @@ def latency(demo: Path, work: Path, model_dir: Path, repeats: int) -> dict:
                 r.raise_for_status()
                 if i:  # the first call loads the image and imports ITK: not warm
                     seconds.append(time.perf_counter() - t0)
-                stages = json.loads(r.headers.get("params") or "{}") if "params" in r.headers else stages
-            out[name] = {"first_s": None, "warm_s": seconds, "warm_median_s": float(np.median(seconds))}
-            log(f"latency {name}: warm {['%.2f' % s for s in seconds]}")
+                stages = server_latencies(r)
+            out[name] = {"warm_s": seconds, "warm_median_s": float(np.median(seconds)), "server_stages": stages}
+            log(f"latency {name}: warm {['%.2f' % s for s in seconds]}; last call's stages on the server {stages}")
     return out
 
 
@@ -178,6 +193,8 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not results["datasets"]:
+        return
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for dataset, r in results["datasets"].items():
         for ax, key, xlabel in ((axes[0], "clicks", "clicks"), (axes[1], "scribbles", "scribble strokes")):
@@ -196,7 +213,7 @@ def plot(results: dict, path: Path) -> None:
 
 def table(results: dict) -> str:
     lines = []
-    for key, n in (("clicks", "clicks"), ("scribbles", "strokes")):
+    for key, n in (("clicks", "clicks"), ("scribbles", "strokes")) if results["datasets"] else ():
         width = max(len(r[key][0]) for r in results["datasets"].values())
         lines.append(f"| {n} | " + " | ".join(str(i) for i in range(width)) + " |")
         lines.append("|---|" + "---|" * width)
@@ -206,14 +223,21 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def report(results: dict, out: Path) -> None:
+    (out / "interaction.json").write_text(json.dumps(results, indent=1))
+    plot(results, out / "interaction.png")
+    log("\n" + table(results))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=8, help="segmentation training epochs (20 batches each)")
-    p.add_argument("--click-epochs", type=int, default=8, help="click model training epochs")
+    p.add_argument("--train-minutes", type=float, default=2.0, help="wall-clock training budget per model")
     p.add_argument("--clicks", type=int, default=10)
     p.add_argument("--strokes", type=int, default=5)
     p.add_argument("--latency-repeats", type=int, default=3)
     p.add_argument("--skip-latency", action="store_true")
+    p.add_argument("--latency-only", action="store_true",
+                   help="only the latency check, on untrained weights (the same networks, so the same cost)")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS))
     p.add_argument("--out", type=Path, default=REPO / "docs")
     p.add_argument("--work", type=Path, default=None)
@@ -223,20 +247,23 @@ def main(argv: list[str] | None = None) -> int:
     if not (demo / "groundtruth").is_dir():
         build(demo, force=True)
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}
-    model_dirs = {}
-    for dataset in args.datasets:
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.latency_only:
+        results["latency"] = latency(demo, work, work / "untrained-models", args.latency_repeats)
+        report(results, args.out)
+        args.datasets = []
+    for dataset in args.datasets:  # the liver first: the latency check uses its trained models
         cfg = DATASETS[dataset]
-        model_dirs[dataset] = train(dataset, cfg, demo, work, args.epochs, args.click_epochs)
+        model_dir = train(dataset, cfg, demo, work, args.train_minutes)
         results["datasets"][dataset] = {
-            "clicks": click_curve(dataset, cfg, demo, model_dirs[dataset], args.clicks),
-            "scribbles": scribble_curve(dataset, cfg, demo, model_dirs[dataset], args.strokes),
+            "clicks": click_curve(dataset, cfg, demo, model_dir, args.clicks),
+            "scribbles": scribble_curve(dataset, cfg, demo, model_dir, args.strokes),
         }
         log(f"{dataset}: {json.dumps(results['datasets'][dataset])}")
-    if not args.skip_latency and "liver-ct" in model_dirs:
-        results["latency"] = latency(demo, work, model_dirs["liver-ct"], args.latency_repeats)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "interaction.json").write_text(json.dumps(results, indent=1))
-    plot(results, args.out / "interaction.png")
+        report(results, args.out)  # after every stage, so a run stopped by a time limit still reports
+        if dataset == "liver-ct" and not args.skip_latency:
+            results["latency"] = latency(demo, work, model_dir, args.latency_repeats)
+            report(results, args.out)
     print(table(results))
     for name, r in results.get("latency", {}).items():
         print(f"latency {name}: warm median {r['warm_median_s']:.2f} s ({['%.2f' % s for s in r['warm_s']]})")

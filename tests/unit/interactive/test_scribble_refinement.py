@@ -65,3 +65,31 @@ def test_large_boxes_are_cut_on_a_coarser_grid_keeping_the_strokes():
     label, factor = cut(volume.array, unary, fg, bg, (1.0, 1.0, 1.0), 1.0, max_voxels=10_000)
     assert factor == 2 and label.shape == truth.shape and dice(label == 1, truth) > 0.9
     assert label[fg].all() and not label[bg].any()
+
+
+def test_a_first_stroke_inside_a_large_structure_grows_it():
+    """The box around a stroke in a large organ is mostly that organ: the background intensity model must
+    not be fitted on it (it once was, and a first stroke shrank an untrained model's liver)."""
+    volume, truth = phantom()
+    fg = np.zeros_like(truth)
+    fg[18:23, 20, 20] = True
+    current = np.zeros_like(truth)
+    current[15:25, 15:25, 15:20] = True  # the client's segment covers part of the structure
+    unsure = lambda box: np.full((2, *[s.stop - s.start for s in box]), 0.5, np.float32)  # noqa: E731
+    result = refine(volume, Scribbles(fg, np.zeros_like(fg), "organ", current, None), SPEC, unsure)
+    assert truth[result.box].mean() > 0.7  # the case: the box is mostly structure
+    label = result.label == 1
+    assert dice(label, truth) > dice(current, truth) + 0.2 and dice(label[result.box], truth[result.box]) > 0.95
+
+
+def test_a_background_stroke_alone_removes_what_it_marks():
+    """A single "remove this" stroke is a valid request: the foreground model is fitted on what is unlike it."""
+    volume, truth = phantom()
+    current = truth.copy()
+    current[20:30, 20:30, 0:8] = True  # false foreground outside the structure
+    bg = np.zeros_like(truth)
+    bg[22:28, 25, 4] = True
+    confident = lambda box: np.stack([~current[box], current[box]]).astype(np.float32)  # noqa: E731
+    result = refine(volume, Scribbles(np.zeros_like(bg), bg, "organ", current, None), SPEC, confident)
+    label = result.label == 1
+    assert not label[bg].any() and dice(label, truth) > dice(current, truth)

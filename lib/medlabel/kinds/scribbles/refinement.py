@@ -37,19 +37,30 @@ def work_box(scribbles: Scribbles, volume: Volume, margin_mm: float) -> Box:
     return scribble_roi(scribbles.foreground, scribbles.background, mm_to_voxels(margin_mm, volume.spacing_mm))
 
 
-def _fit_samples(fg: np.ndarray, bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _unlike(image: np.ndarray, strokes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """``others`` plus the voxels whose intensity is more than 2.5 standard deviations from the strokes'
+    mean (a range, not percentiles: a short stroke holds a handful of voxels), or everything but the
+    strokes if hardly any voxel is."""
+    values = image[strokes].astype(np.float64)
+    lo, hi = values.mean() - 2.5 * values.std(), values.mean() + 2.5 * values.std()
+    unlike = ((image < lo) | (image > hi)) & ~strokes | others
+    return unlike if unlike.sum() >= max(50, strokes.sum()) else ~strokes
+
+
+def _fit_samples(image: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Voxels to fit the two intensity models on.
 
-    The refined structure is one tissue, background is everything else: the foreground model is fitted
-    on the foreground scribbles, the background model on every voxel of the box not scribbled as
-    foreground (background scribbles included). A model fitted on a short background stroke alone is
-    narrow and would hand every unseen intensity to the foreground; the current segmentation would be a
-    poor stand-in, since it is what the user is correcting. Background scribbles still act where they
-    matter most, as hard constraints of the cut. With no foreground scribble, the foreground model is
-    fitted on the box outside the background scribbles (a single "remove this" stroke is a valid request).
+    The foreground model is fitted on the foreground strokes. The background model must describe what
+    the structure is *not*: the background strokes alone are too few (a model fitted on a short stroke is
+    narrow and hands every unseen intensity to the foreground), and the whole box is mostly the structure
+    itself whenever the stroke lies inside a large organ (measured: a first stroke in the liver then
+    shrank the result, Dice 0.38 -> 0.37). So the background samples are the background strokes plus the
+    box voxels whose intensity is unlike the foreground strokes'. A request with background strokes
+    only ("remove this") is the mirror image: the foreground model is fitted on the voxels unlike them.
     """
-    everything = np.ones(fg.shape, dtype=bool)
-    return (fg if fg.any() else everything & ~bg), everything & ~fg
+    if fg.any():
+        return fg, _unlike(image, fg, bg)
+    return _unlike(image, bg, fg), bg
 
 
 def structure_probability(prob: np.ndarray, index: int) -> np.ndarray:
@@ -130,8 +141,8 @@ def refine(
     image = cut_intensities(volume.array[box], spec)
     fg, bg = scribbles.foreground[box], scribbles.background[box]
     sent = scribbles.current is not None and scribbles.current.any()
-    fg_fit, bg_fit = _fit_samples(fg, bg)
-    if not fg_fit.any() or not bg_fit.any():  # the scribbles of one class fill the whole box
+    fg_fit, bg_fit = _fit_samples(image, fg, bg)
+    if not fg_fit.any() or not bg_fit.any():  # the scribbles fill the whole box
         local, factor = fg.astype(np.uint8), 1
     else:
         likelihood = (gmm_likelihood if spec.method == "gmm" else histogram_likelihood)(image, fg_fit, bg_fit)
