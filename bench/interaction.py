@@ -14,7 +14,7 @@
      model alone), each stroke sent with the result of the previous one, as Slicer does.
 3. Latency, warm, end to end over HTTP (``POST /infer``, Slicer's client request) on a 512x512x200 CT
    resampled from the real CT (0.7x0.7x2.0 mm): a scribble refinement with Slicer's ROI of 128^3 voxels
-   around the strokes, and a click (the click model's box is 128 mm: 183x183x64 voxels).
+   around the strokes, and a click (the click model's box is 128 mm: 181x181x64 voxels).
 
 Prints markdown tables and writes ``interaction.png`` and ``interaction.json`` to ``--out``.
 """
@@ -168,7 +168,7 @@ def latency(demo: Path, work: Path, model_dir: Path, repeats: int) -> dict:
             "scribbles (ROI 128^3)": lambda: requests.post(
                 f"{server.url}/infer/liver_ct_scribbles", params={"image": "ct512"},
                 data={"params": json.dumps(params)}, files={"label": ("scribbles.nrrd", open(label_file, "rb"))}, timeout=600),
-            "click (box 183x183x64)": lambda: requests.post(
+            "click (box 181x181x64)": lambda: requests.post(
                 f"{server.url}/infer/liver_clicks", params={"image": "ct512"},
                 data={"params": json.dumps({"foreground": [c.tolist()], "background": [], "label": "liver",
                                             "result_extension": ".nrrd", "result_dtype": "uint8"})}, timeout=600),

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.system
 
 IMAGE = "lits117_subvolume_x1y1z0"  # held out: never labelled in these tests
 TRAIN_IMAGES = ["lits117_subvolume_x0y0z0", "lits117_subvolume_x1y0z0", "lits117_subvolume_x0y1z0", "lits117_subvolume_x1y0z1"]
-TRAIN_MINUTES = 2.0  # the click model's training budget
+TRAIN_MINUTES = 4.0  # a guard: the click model's training is sized in epochs (see its test)
 CLICKS = 4
 LABEL_INFO = [
     {"name": "liver", "id": 1},
@@ -142,30 +142,11 @@ def bad_scribbles_are_rejected(demo_data, liver_server, slicer_client_class, tmp
     assert client.info()["models"]["liver_ct_scribbles"]["type"] == "scribbles"  # still serving
 
 
-# pending: not yet completed on a quiet machine. Under a load average of 5 a training iteration took 150 s
-# (2026-12-05), so the 600 s run ended inside the first epoch; the click thresholds below are not calibrated.
-@pytest.mark.pending
-def test_clicks_train_in_the_loop_and_segment_near_the_click(demo_data, start_server, slicer_client_class, tmp_path,
-                                                            wait_for_training):
-    """The click model trains through the continual trainer (a gated version) and answers Slicer's point tool."""
-    liver_server = serve(start_server, demo_data, "liver_clicks")
-    client = slicer_client_class.MONAILabelClient(liver_server.url, tmpdir=str(tmp_path))
-    assert client.info()["models"]["liver_clicks"]["type"] == "deepgrow"  # listed by Slicer's and OHIF's point tools
-    truth_dir = demo_data / "groundtruth" / "liver-ct"
-    label_info = [{"name": "liver", "idx": 1}, {"name": "tumour", "idx": 2}]
-    for image_id in TRAIN_IMAGES:
-        client.save_label(image_id, str(truth_dir / f"{image_id}.nii.gz"), tag="final", params={"label_info": label_info})
-    # A wall-clock cap, not a fixed schedule: as many short epochs as fit (a quiet 2-core machine: about 8).
-    client.train_start("liver_clicks", {"max_epochs": 20, "iterations_per_epoch": 4, "max_minutes": TRAIN_MINUTES})
-    status = wait_for_training(client, timeout=3000)  # slow on a loaded shared machine
-    assert status["status"] == "DONE", status
-    stats = json.loads((liver_server.model_dir / "liver_clicks" / "train" / "train_stats.json").read_text())
-    assert stats["version"] == 1 and stats["gate"]["validation_images"] == 1 and stats["gate"]["promoted"], stats["gate"]
-    assert len(stats["candidate"]["dice_per_click"]) == 3  # Dice after each simulated click
-
-    truth = np.asarray(nib.load(truth_dir / f"{IMAGE}.nii.gz").dataobj) == 1
+def click_dice(client, truth: np.ndarray, clicks: int) -> tuple[list[float], dict]:
+    """Dice after each of ``clicks`` simulated clicks (0 clicks: nothing segmented), as Slicer's point tool
+    sends them: every click where the current result is most wrong, with all the clicks so far."""
     current, foreground, background, scores = np.zeros_like(truth), [], [], [0.0]
-    for _ in range(CLICKS):  # each click where the current result is most wrong, as Slicer's point tool sends them
+    for _ in range(clicks):
         click = next_click(current, truth)
         (foreground if click.foreground else background).append(list(click.point))
         result, params = client.infer("liver_clicks", IMAGE, {"label": "liver", "foreground": foreground,
@@ -179,13 +160,44 @@ def test_clicks_train_in_the_loop_and_segment_near_the_click(demo_data, start_se
         assert out[~inside].sum() == 0
         current = out == 1
         scores.append(dice(current, truth))
-    print(f"click model v{params['model_version']}: Dice after 0-{CLICKS} clicks {[round(s, 3) for s in scores]}; "
-          f"gate {stats['gate']}; validation Dice per click {stats['candidate']['dice_per_click']}; "
-          f"latencies {params['latencies']}")
+    return scores, params
+
+
+def test_clicks_train_in_the_loop_and_segment_near_the_click(demo_data, start_server, slicer_client_class, tmp_path,
+                                                            wait_for_training):
+    """The click model trains through the continual trainer (a gated version) and answers Slicer's point tool.
+
+    Training is sized to be cheap and repeatable: 6 epochs of 4 batches (a 64^3 box at 2 mm holds a whole
+    demo octant), about 1.5 minutes on a quiet 2-core machine, with a wall-clock cap only as a guard. An
+    earlier version trained for whatever fitted in 2 minutes, which under a load of 5 was less than an epoch.
+    """
+    liver_server = serve(start_server, demo_data, "liver_clicks")
+    client = slicer_client_class.MONAILabelClient(liver_server.url, tmpdir=str(tmp_path))
+    assert client.info()["models"]["liver_clicks"]["type"] == "deepgrow"  # listed by Slicer's and OHIF's point tools
+    truth_dir = demo_data / "groundtruth" / "liver-ct"
+    truth = np.asarray(nib.load(truth_dir / f"{IMAGE}.nii.gz").dataobj) == 1
+    untrained, params = click_dice(client, truth, 1)
+    assert params["model_version"] == 0
+
+    label_info = [{"name": "liver", "idx": 1}, {"name": "tumour", "idx": 2}]
+    for image_id in TRAIN_IMAGES:
+        client.save_label(image_id, str(truth_dir / f"{image_id}.nii.gz"), tag="final", params={"label_info": label_info})
+    client.train_start("liver_clicks", {"max_epochs": 6, "iterations_per_epoch": 4, "max_minutes": TRAIN_MINUTES})
+    status = wait_for_training(client, timeout=1800)  # slow on a loaded shared machine
+    assert status["status"] == "DONE", status
+    stats = json.loads((liver_server.model_dir / "liver_clicks" / "train" / "train_stats.json").read_text())
+    assert stats["version"] == 1 and stats["gate"]["validation_images"] == 1 and stats["gate"]["promoted"], stats["gate"]
+    assert len(stats["candidate"]["dice_per_click"]) == 3  # Dice after each simulated click
+    assert stats["candidate"]["score"] > stats["serving"]["score"] + 0.15, stats["gate"]  # measured 0.57 against 0.28
+
+    scores, params = click_dice(client, truth, CLICKS)
+    print(f"click model v{params['model_version']}: held-out Dice after 0-{CLICKS} clicks {[round(s, 3) for s in scores]} "
+          f"(untrained, 1 click: {untrained[1]:.3f}); gate {stats['gate']}; validation Dice per click "
+          f"{stats['candidate']['dice_per_click']}; latencies {params['latencies']}")
     assert params["model_version"] == 1  # the trained version answers
-    gains = np.diff(scores)
-    assert scores[1] > 0.4, scores  # the first click finds the liver
-    assert (gains > -0.05).all() and scores[-1] >= scores[1], scores  # corrections do not undo it
+    assert scores[1] > untrained[1] + 0.2, (untrained, scores)  # training taught it what a click means
+    assert scores[1] > 0.6, scores  # the first click finds the liver (measured 0.78)
+    assert (np.diff(scores[1:]) > -0.01).all() and scores[-1] > scores[1], scores  # corrections help, none undoes
 
     for bad, message in [({"foreground": []}, "at least one foreground point"),
                          ({"foreground": [[500, 1, 1]]}, "outside the image"),

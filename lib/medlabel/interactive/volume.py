@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+import SimpleITK as sitk
 from monai.transforms import LoadImage
 
 from medlabel.errors import BadRequest
@@ -40,6 +41,15 @@ class Volume:
         return Volume(self.array[box], crop_affine(self.affine, box))
 
 
+def empty_label(shape: tuple[int, ...]) -> np.ndarray:
+    """uint8 zeros indexed (i, j, k) but laid out as label files store voxels (i fastest).
+
+    Writing a C-ordered 512x512x200 label costs a transposing copy of 52 M voxels (0.5 to 0.9 s measured,
+    most of a click's answer); in this layout the writer's transpose is free.
+    """
+    return np.zeros(tuple(shape), dtype=np.uint8, order="F")
+
+
 def crop_affine(affine: np.ndarray, box: Box) -> np.ndarray:
     """The affine of a crop starting at ``box``'s first voxel."""
     shift = np.eye(4)
@@ -59,6 +69,28 @@ def read_volume(path: str, what: str, dtype=np.float32) -> Volume:
     if array.ndim != 3:
         raise BadRequest(f"the {what} must be a 3D volume, got shape {tuple(array.shape)}")
     return Volume(array, np.asarray(image.affine, dtype=np.float64))
+
+
+def read_label(path: str, what: str) -> Volume:
+    """A label map (e.g. Slicer's scribbles) read by SimpleITK with no conversion: a view in (i, j, k) order.
+
+    A 512x512x200 NRRD takes about 0.1 s this way against 1.7 s through MONAI's ``LoadImage`` (which
+    converts, copies and re-orients), the largest part of a scribble answer before. Files SimpleITK cannot
+    read go through ``read_volume``.
+    """
+    try:
+        image = sitk.ReadImage(path)
+    except RuntimeError:
+        return read_volume(path, what, dtype=None)
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise BadRequest(f"the {what} must be a 3D single-component volume, got size {image.GetSize()}")
+    array = sitk.GetArrayFromImage(image).transpose(2, 1, 0)  # a copy: a view dies with the image
+    spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
+    lps = np.eye(4)
+    lps[:3, :3] = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3) * spacing
+    lps[:3, 3] = image.GetOrigin()
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # ITK's LPS world -> RAS
+    return Volume(array, affine)
 
 
 class VolumeCache:

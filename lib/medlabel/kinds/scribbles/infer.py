@@ -11,9 +11,9 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from medlabel.continual.store import ModelStore
 from medlabel.errors import BadRequest
-from medlabel.interactive.volume import VolumeCache, read_volume, same_grid
+from medlabel.interactive.volume import VolumeCache, read_label, same_grid
 from medlabel.io.writer import write_label
-from medlabel.kinds.scribbles.prior import probabilities_in_box
+from medlabel.kinds.scribbles.prior import PriorCache
 from medlabel.kinds.scribbles.refinement import refine
 from medlabel.kinds.scribbles.request import parse_scribbles
 from medlabel.kinds.scribbles.spec import ScribblesSpec
@@ -30,6 +30,7 @@ class ScribblesRefiner:
         self.spec: ScribblesSpec = store.spec
         self.prior = Predictor(ModelStore(store.root.parent, self.spec.prior))
         self.images = VolumeCache()
+        self.priors = PriorCache()
 
 
 class ScribblesInfer(InferTask):
@@ -64,7 +65,7 @@ class ScribblesInfer(InferTask):
         device = pick_device(request.get("device"), self.default_device)
 
         volume = self.refiner.images.get(image_path)
-        label = read_volume(label_path, "scribble label", dtype=None)
+        label = read_label(label_path, "scribble label")
         if not same_grid(volume, label):
             raise BadRequest(
                 f"the scribble label (shape {label.shape}) is not on the image's grid (shape {volume.shape}): "
@@ -74,8 +75,10 @@ class ScribblesInfer(InferTask):
         scribbles = parse_scribbles(values, request, self.refiner.spec.labels)
         t_read = time.perf_counter()
         spec = self.refiner.spec
+        prior = self.refiner.prior
         result = refine(
-            volume, scribbles, spec, lambda box: probabilities_in_box(self.refiner.prior, volume, box, spec.context_mm, device)
+            volume, scribbles, spec,
+            lambda box: self.refiner.priors.get(prior, image_path, volume, box, spec.context_mm, device, spec.overlap),
         )
         t_refine = time.perf_counter()
         path = write_label(

@@ -17,7 +17,7 @@ import numpy as np
 from scribbles import gmm_likelihood, graph_cut, histogram_likelihood, make_iseg_unary, scribble_roi
 
 from medlabel.interactive.box import mm_to_voxels
-from medlabel.interactive.volume import Box, Volume
+from medlabel.interactive.volume import Box, Volume, empty_label
 from medlabel.kinds.scribbles.request import Scribbles
 from medlabel.kinds.scribbles.spec import ScribblesSpec
 from medlabel.spec import CTWindow
@@ -149,8 +149,9 @@ def refine(
         unary = make_iseg_unary(np.clip(prob, 0.0, 1.0), fg, bg, likelihood=likelihood, alpha=spec.alpha)
         local, factor = cut(image, unary, fg, bg, volume.spacing_mm, spec.lamda, spec.cut_voxels)
     if scribbles.roi is None and sent:
-        label = scribbles.current.astype(np.uint8)
+        label = empty_label(volume.shape)
+        label[...] = scribbles.current
     else:
-        label = np.zeros(volume.shape, dtype=np.uint8)
+        label = empty_label(volume.shape)
     label[box] = local
     return Refinement(label, box, factor)

@@ -45,6 +45,23 @@ def _ids_by_name(label_info: Any) -> dict[str, int]:
     return ids
 
 
+def _masks(label: np.ndarray, roi: Box | None, ids: tuple[int, ...]) -> list[np.ndarray]:
+    """Full-size bool masks of ``ids``, looked for only inside ``roi`` (outside it nothing is a scribble).
+
+    Comparing inside the box only, into masks laid out like ``label``, keeps this at tens of milliseconds
+    on a 512x512x200 label; whole-volume masks of mixed memory layouts took 3 s.
+    """
+    if roi is None:
+        return [label == i for i in ids]
+    order = "F" if label.flags.f_contiguous and not label.flags.c_contiguous else "C"
+    masks = []
+    for i in ids:
+        mask = np.zeros(label.shape, dtype=bool, order=order)
+        mask[roi] = label[roi] == i
+        masks.append(mask)
+    return masks
+
+
 def parse_scribbles(label: np.ndarray, request: dict[str, Any], labels: dict[str, int]) -> Scribbles:
     """Splits the uploaded label map into scribbles and the current structure; 400 when nothing is usable.
 
@@ -62,18 +79,13 @@ def parse_scribbles(label: np.ndarray, request: dict[str, Any], labels: dict[str
     if structure not in labels:
         raise BadRequest(f"selected_label_name '{structure}' is not a label of this model; choose one of {sorted(labels)}")
     label = np.asarray(label)
-    foreground, background = label == fg_id, label == bg_id
+    roi_value = request.get("roi")
+    roi = box_from_roi(roi_value, label.shape) if roi_value not in (None, "", []) else None
+    foreground, background = _masks(label, roi, (fg_id, bg_id))
     structure_id = ids.get(structure, labels[structure] if not ids else None)
     current = None
     if structure_id is not None and structure_id not in (fg_id, bg_id):
         current = label == structure_id
-    roi_value = request.get("roi")
-    roi = box_from_roi(roi_value, label.shape) if roi_value not in (None, "", []) else None
-    if roi is not None:
-        inside = np.zeros(label.shape, dtype=bool)
-        inside[roi] = True
-        foreground &= inside
-        background &= inside
     if not foreground.any() and not background.any():
         where = " inside the roi" if roi is not None else ""
         raise BadRequest(

@@ -25,6 +25,7 @@ class ScribblesSpec(BaseSpec):
     alpha: float = Field(0.5, ge=0.0, le=1.0)  # weight of the scribble likelihood against the model
     margin_mm: float = Field(20.0, gt=0.0)  # work box: the scribbles' bounding box grown by this
     context_mm: float = Field(24.0, ge=0.0)  # extra image the model sees around the work box
+    overlap: float = Field(0.0, ge=0.0, lt=1.0)  # the prior's sliding-window overlap (0: fewest windows)
     cut_voxels: int = Field(300_000, ge=4096)  # larger boxes are cut on a coarser grid (latency)
 
     @model_validator(mode="before")

@@ -54,9 +54,9 @@ class Predictor:
     def logits(self, image: torch.Tensor, network: torch.nn.Module, device: torch.device) -> torch.Tensor:
         return sliding_window_logits(image, network, self.spec, device)
 
-    def probabilities(self, image: torch.Tensor, device: torch.device) -> torch.Tensor:
+    def probabilities(self, image: torch.Tensor, device: torch.device, overlap: float = 0.25) -> torch.Tensor:
         """(C, X, Y, Z) softmax probabilities from the serving weights."""
-        return torch.softmax(self.logits(image, self.network(device), device), dim=0)
+        return torch.softmax(sliding_window_logits(image, self.network(device), self.spec, device, overlap), dim=0)
 
     def sampled_probabilities(self, image: torch.Tensor, device: torch.device, samples: int) -> torch.Tensor:
         """Mean of ``samples`` stochastic predictions: MC dropout, or flip test-time augmentation without dropout."""
@@ -80,7 +80,7 @@ class Predictor:
 
 @torch.no_grad()
 def sliding_window_logits(
-    image: torch.Tensor, network: torch.nn.Module, spec: ModelSpec, device: torch.device
+    image: torch.Tensor, network: torch.nn.Module, spec: ModelSpec, device: torch.device, overlap: float = 0.25
 ) -> torch.Tensor:
     """(C, X, Y, Z) logits for a (1, X, Y, Z) image by Gaussian-weighted sliding windows (AMP on CUDA).
 
@@ -95,7 +95,7 @@ def sliding_window_logits(
             out = one_window_logits(x, window, network)
         else:
             out = sliding_window_inference(
-                x, roi_size=window, sw_batch_size=2, predictor=network, overlap=0.25, mode="gaussian"
+                x, roi_size=window, sw_batch_size=2, predictor=network, overlap=overlap, mode="gaussian"
             )
     return out[0].float()
 
