@@ -13,8 +13,9 @@
    - paints 0..``--strokes`` scribble strokes on the segmentation model's prediction (0 strokes: the
      model alone), each stroke sent with the result of the previous one, as Slicer does.
 3. Latency, warm, end to end over HTTP (``POST /infer``, Slicer's client request) on a 512x512x200 CT
-   resampled from the real CT (0.7x0.7x2.0 mm): a scribble refinement with Slicer's ROI of 128^3 voxels
-   around the strokes, and a click (the click model's box is 128 mm: 181x181x64 voxels).
+   resampled from the real CT (0.7x0.7x2.0 mm): scribble refinements with Slicer's ROI of 128^3 voxels
+   around the strokes (a new stroke in the same ROI, and a new ROI, each call), and a click (the click
+   model's box is 128 mm: 181x181x64 voxels).
 
 Prints markdown tables and writes ``interaction.png`` and ``interaction.json`` to ``--out``.
 """
@@ -127,7 +128,7 @@ def scribble_curve(dataset: str, cfg: dict, demo: Path, model_dir: Path, strokes
                 mask, foreground = found
                 (fg if foreground else bg)[mask] = True
                 request = Scribbles(fg.copy(), bg.copy(), cfg["structure"], pred.copy(), None)
-                prob = lambda box: probabilities_in_box(refiner.prior, volume, box, spec.context_mm, CPU)  # noqa: E731
+                prob = lambda box: probabilities_in_box(refiner.prior, volume, box, spec.context_mm, CPU, spec.overlap)  # noqa: E731
                 pred = refine(volume, request, spec, prob).label == 1
             curve.append(dice(pred, truth))
         curves.append(curve)
@@ -145,7 +146,11 @@ def server_latencies(response: requests.Response) -> dict:
 
 
 def latency(demo: Path, work: Path, model_dir: Path, repeats: int) -> dict:
-    """Warm end-to-end ``POST /infer`` seconds for a scribble refinement (128^3 ROI) and a click on a 512x512x200 CT."""
+    """Warm end-to-end ``POST /infer`` seconds on a 512x512x200 CT: scribble refinements in a 128^3 ROI and clicks.
+
+    Scribbles are timed two ways: a new stroke in the same ROI each call (Slicer's flow: the ROI is placed
+    once; the prior model's answer in it is cached) and a new ROI each call (the prior model runs every time).
+    """
     big = work / "latency" / "studies" / "ct512.nii.gz"
     big.parent.mkdir(parents=True)
     write_ct_sized(demo / "reference" / "lits117_image.nii.gz", big)
@@ -153,33 +158,47 @@ def latency(demo: Path, work: Path, model_dir: Path, repeats: int) -> dict:
     truth_small = np.asarray(nib.load(demo / "reference" / "lits117_labels.nii.gz").dataobj) == 1
     centre = np.argwhere(truth_small).mean(0) * np.asarray(image.shape) / np.asarray(truth_small.shape)
     c = np.rint(centre).astype(int)
-    label = np.zeros(image.shape, np.uint8)
-    label[c[0] - 20:c[0] + 20, c[1] - 3:c[1] + 3, c[2]] = 4  # a foreground stroke in the liver
-    label[c[0] - 60:c[0] - 50, c[1] - 40:c[1] + 40, c[2]] = 3  # a background stroke beside it
-    label_file = write_label(label, image.affine, ".nrrd")
-    roi = [int(v) for a in range(3) for v in (max(0, c[a] - 64), min(image.shape[a], c[a] + 64))]
-    params = {"label_info": [{"name": "liver", "id": 1}, {"name": "tumour", "id": 2},
-                             {"name": "background_scribbles", "id": 3}, {"name": "foreground_scribbles", "id": 4}],
-              "roi": roi, "selected_label_name": "liver", "result_extension": ".nrrd", "result_dtype": "uint8"}
+    strokes = []
+    for i in range(repeats + 1):  # every call a new stroke pair, on the next slice
+        label = np.zeros(image.shape, np.uint8)
+        label[c[0] - 20:c[0] + 20, c[1] - 3:c[1] + 3, c[2] + i] = 4  # a foreground stroke in the liver
+        label[c[0] - 60:c[0] - 50, c[1] - 40:c[1] + 40, c[2] + i] = 3  # a background stroke beside it
+        strokes.append(write_label(label, image.affine, ".nrrd"))
+    label_info = [{"name": "liver", "id": 1}, {"name": "tumour", "id": 2},
+                  {"name": "background_scribbles", "id": 3}, {"name": "foreground_scribbles", "id": 4}]
+
+    def roi(shift: int) -> list[int]:
+        return [int(v) for a in range(3) for v in (max(0, c[a] + (shift if a == 2 else 0) - 64),
+                                                   min(image.shape[a], c[a] + (shift if a == 2 else 0) + 64))]
+
     conf = {"models": "liver_ct,liver_ct_scribbles,liver_clicks", "model_dir": str(model_dir), "retrain_after": "0"}
     out = {}
     with Server("latency", REPO / "apps" / "radiology", big.parent, conf, work / "latency.log", start_timeout=600) as server:
+        def scribbles(i: int, shift: int) -> requests.Response:
+            params = {"label_info": label_info, "roi": roi(shift), "selected_label_name": "liver",
+                      "result_extension": ".nrrd", "result_dtype": "uint8"}
+            with open(strokes[i], "rb") as f:
+                return requests.post(f"{server.url}/infer/liver_ct_scribbles", params={"image": "ct512"},
+                                     data={"params": json.dumps(params)}, files={"label": ("scribbles.nrrd", f)}, timeout=600)
+
+        def click(i: int) -> requests.Response:
+            params = {"foreground": [(c + [0, 0, i]).tolist()], "background": [], "label": "liver",
+                      "result_extension": ".nrrd", "result_dtype": "uint8"}
+            return requests.post(f"{server.url}/infer/liver_clicks", params={"image": "ct512"},
+                                 data={"params": json.dumps(params)}, timeout=600)
+
         calls = {
-            "scribbles (ROI 128^3)": lambda: requests.post(
-                f"{server.url}/infer/liver_ct_scribbles", params={"image": "ct512"},
-                data={"params": json.dumps(params)}, files={"label": ("scribbles.nrrd", open(label_file, "rb"))}, timeout=600),
-            "click (box 181x181x64)": lambda: requests.post(
-                f"{server.url}/infer/liver_clicks", params={"image": "ct512"},
-                data={"params": json.dumps({"foreground": [c.tolist()], "background": [], "label": "liver",
-                                            "result_extension": ".nrrd", "result_dtype": "uint8"})}, timeout=600),
+            "scribbles, new stroke in the same 128^3 ROI": lambda i: scribbles(i, 0),
+            "scribbles, new 128^3 ROI each call": lambda i: scribbles(i, 6 * i),
+            "click (box 181x181x64)": click,
         }
         for name, call in calls.items():
             seconds, stages = [], None
             for i in range(repeats + 1):
                 t0 = time.perf_counter()
-                r = call()
+                r = call(i)
                 r.raise_for_status()
-                if i:  # the first call loads the image and imports ITK: not warm
+                if i:  # the first call loads the image (and, once, imports ITK): not warm
                     seconds.append(time.perf_counter() - t0)
                 stages = server_latencies(r)
             out[name] = {"warm_s": seconds, "warm_median_s": float(np.median(seconds)), "server_stages": stages}
