@@ -80,18 +80,21 @@ def cut_intensities(image: np.ndarray, spec: ScribblesSpec) -> np.ndarray:
     return image.astype(np.float32, copy=False)
 
 
-def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
+def _blocks(a: np.ndarray, f: int, mode: str) -> np.ndarray:
+    """``a`` as (x, f, y, f, z, f) blocks, padded only where a side is not a multiple of ``f``."""
     pad = [(0, (-n) % f) for n in a.shape]
-    a = np.pad(a, pad, mode="edge")
+    if any(p for _, p in pad):
+        a = np.pad(a, pad, mode=mode)
     x, y, z = (n // f for n in a.shape)
-    return a.reshape(x, f, y, f, z, f).mean(axis=(1, 3, 5))
+    return a.reshape(x, f, y, f, z, f)
+
+
+def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
+    return _blocks(a, f, "edge").mean(axis=(1, 3, 5))
 
 
 def _block_any(a: np.ndarray, f: int) -> np.ndarray:
-    pad = [(0, (-n) % f) for n in a.shape]
-    a = np.pad(a, pad)
-    x, y, z = (n // f for n in a.shape)
-    return a.reshape(x, f, y, f, z, f).any(axis=(1, 3, 5))
+    return _blocks(a, f, "constant").any(axis=(1, 3, 5))
 
 
 def _upsample(a: np.ndarray, f: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -140,7 +143,6 @@ def refine(
     prob = structure_probability(probabilities(box), spec.prior.labels[scribbles.structure])
     image = cut_intensities(volume.array[box], spec)
     fg, bg = scribbles.foreground[box], scribbles.background[box]
-    sent = scribbles.current is not None and scribbles.current.any()
     fg_fit, bg_fit = _fit_samples(image, fg, bg)
     if not fg_fit.any() or not bg_fit.any():  # the scribbles fill the whole box
         local, factor = fg.astype(np.uint8), 1
@@ -148,7 +150,7 @@ def refine(
         likelihood = (gmm_likelihood if spec.method == "gmm" else histogram_likelihood)(image, fg_fit, bg_fit)
         unary = make_iseg_unary(np.clip(prob, 0.0, 1.0), fg, bg, likelihood=likelihood, alpha=spec.alpha)
         local, factor = cut(image, unary, fg, bg, volume.spacing_mm, spec.lamda, spec.cut_voxels)
-    if scribbles.roi is None and sent:
+    if scribbles.roi is None and scribbles.current is not None and scribbles.current.any():
         label = empty_label(volume.shape)
         label[...] = scribbles.current
     else:
