@@ -95,6 +95,7 @@ class ScribblesInfer(InferTask):
             "latencies": {
                 "pre": round(t_read - start, 3),
                 "refine": round(t_refine - t_read, 3),
+                **{f"refine_{k}": v for k, v in result.seconds.items()},
                 "write": round(end - t_refine, 3),
                 "total": round(end - start, 3),
             },

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +29,7 @@ class Refinement:
     label: np.ndarray  # uint8 (X, Y, Z), 1 = the refined structure
     box: Box  # where the work happened
     cut_factor: int  # 1: the cut ran on the image's voxels; f: on a grid f times coarser
+    seconds: dict[str, float] = field(default_factory=dict)  # time per step: prior, likelihood, cut
 
 
 def work_box(scribbles: Scribbles, volume: Volume, margin_mm: float) -> Box:
@@ -139,8 +141,11 @@ def refine(
         spec: the refinement's settings.
         probabilities: box -> (C, *box shape) class probabilities of the prior model there.
     """
+    t0 = time.perf_counter()
     box = work_box(scribbles, volume, spec.margin_mm)
     prob = structure_probability(probabilities(box), spec.prior.labels[scribbles.structure])
+    t_prior = time.perf_counter()
+    t_likelihood = t_prior
     image = cut_intensities(volume.array[box], spec)
     fg, bg = scribbles.foreground[box], scribbles.background[box]
     fg_fit, bg_fit = _fit_samples(image, fg, bg)
@@ -149,6 +154,7 @@ def refine(
     else:
         likelihood = (gmm_likelihood if spec.method == "gmm" else histogram_likelihood)(image, fg_fit, bg_fit)
         unary = make_iseg_unary(np.clip(prob, 0.0, 1.0), fg, bg, likelihood=likelihood, alpha=spec.alpha)
+        t_likelihood = time.perf_counter()
         local, factor = cut(image, unary, fg, bg, volume.spacing_mm, spec.lamda, spec.cut_voxels)
     if scribbles.roi is None and scribbles.current is not None and scribbles.current.any():
         label = empty_label(volume.shape)
@@ -156,4 +162,6 @@ def refine(
     else:
         label = empty_label(volume.shape)
     label[box] = local
-    return Refinement(label, box, factor)
+    end = time.perf_counter()
+    seconds = {"prior": t_prior - t0, "likelihood": t_likelihood - t_prior, "cut": end - t_likelihood}
+    return Refinement(label, box, factor, {k: round(v, 3) for k, v in seconds.items()})
