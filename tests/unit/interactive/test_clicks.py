@@ -31,3 +31,21 @@ def test_click_spec_takes_one_structure():
     assert ClickSpec(name="liver_clicks", labels={"liver": 1}).label_id == 1
     with pytest.raises(ValueError, match="exactly one structure"):
         ClickSpec(name="two", labels={"liver": 1, "tumour": 2})
+
+
+def test_training_clicks_survive_a_patch_without_the_structure():
+    """An image without the structure (one demo CT octant has no liver) must not end click training."""
+    import json
+
+    from monai.apps.deepgrow.transforms import AddGuidanceSignald
+
+    from medlabel.kinds.clicks.transforms import InitialClick
+
+    empty = {"image": np.zeros((1, 8, 8, 8), np.float32), "label": np.zeros((1, 8, 8, 8), np.float32)}
+    out = AddGuidanceSignald("image", "guidance")(InitialClick("label", "guidance")(empty))
+    assert out["image"].shape == (3, 8, 8, 8) and not out["image"][1:].any()  # no click channels lit
+    label = np.zeros((1, 8, 8, 8), np.float32)
+    label[0, 2:6, 2:6, 2:6] = 1
+    clicks = json.loads(InitialClick("label", "guidance")({"image": empty["image"], "label": label})["guidance"])
+    x, y, z = clicks[0][0][1:]
+    assert label[0, x, y, z] == 1  # the first click lies on the structure

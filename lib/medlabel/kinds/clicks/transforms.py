@@ -48,6 +48,20 @@ class Structured(MapTransform):
         return d
 
 
+class InitialClick(AddInitialSeedPointd):
+    """DeepGrow's first click, at a random voxel of the structure favouring its interior. A patch without
+    the structure (an image where it is absent: one demo CT octant has no liver) gets no click instead of
+    DeepGrow's "Not a valid Label" error, which ended the whole training run; the network then learns that
+    no click means nothing to segment."""
+
+    def __call__(self, data):
+        if np.asarray(data[self.label]).max() > 0.5:
+            return super().__call__(data)
+        d = dict(data)
+        d[self.guidance] = json.dumps([[[-1, -1, -1, -1]], [[-1, -1, -1, -1]]])
+        return d
+
+
 class FirstClickAtCentre(MapTransform):
     """A deterministic first click, at the structure's most interior voxel (as the simulated annotator
     clicks); an empty mask gets no click. Validation uses it so a model and its successor see the same click."""
@@ -78,7 +92,7 @@ def train_transforms(spec: ClickSpec) -> Compose:
             RandCropByPosNegLabeld(keys, "label", spatial_size=spec.roi_size, pos=1.0, neg=0.0,
                                    num_samples=spec.train.samples_per_volume),
             ToNumpyd(keys),
-            AddInitialSeedPointd("label", "guidance"),
+            InitialClick("label", "guidance"),
             AddGuidanceSignald("image", "guidance", sigma=spec.sigma_vox),
             EnsureTyped(keys, dtype="float32", track_meta=False),
         ]
