@@ -49,7 +49,7 @@ def _unlike(image: np.ndarray, strokes: np.ndarray, others: np.ndarray) -> np.nd
     return unlike if unlike.sum() >= max(50, strokes.sum()) else ~strokes
 
 
-def _fit_samples(image: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _fit_samples(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Voxels to fit the two intensity models on.
 
     The foreground model is fitted on the foreground strokes. The background model must describe what
@@ -57,11 +57,20 @@ def _fit_samples(image: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> tuple[np.
     narrow and hands every unseen intensity to the foreground), and the whole box is mostly the structure
     itself whenever the stroke lies inside a large organ (measured: a first stroke in the liver then
     shrank the result, Dice 0.38 -> 0.37). So the background samples are the background strokes plus the
-    box voxels whose intensity is unlike the foreground strokes'. A request with background strokes
-    only ("remove this") is the mirror image: the foreground model is fitted on the voxels unlike them.
+    box voxels whose intensity is unlike the foreground strokes'.
+
+    A request with background strokes only ("remove this") usually paints tissue the model took for the
+    structure, so it looks like the structure. Where the model is confident in the box, its own prediction
+    is then the best sample of both classes (measured on a trained liver model, two held-out octants:
+    fitting the foreground on voxels unlike the stroke made the cut drop the liver, Dice 0.74 -> 0.63 and
+    0.69 -> 0.57). An unsure model (untrained: about 0.5 everywhere) leaves the mirror image of the
+    foreground case: the foreground model is fitted on the voxels unlike the strokes.
     """
     if fg.any():
         return fg, _unlike(image, fg, bg)
+    sure_fg, sure_bg = (prob > 0.75) & ~bg, (prob < 0.25) | bg
+    if sure_fg.sum() >= 50 and sure_bg.sum() >= 50:
+        return sure_fg, sure_bg
     return _unlike(image, bg, fg), bg
 
 
@@ -148,7 +157,7 @@ def refine(
     t_likelihood = t_prior
     image = cut_intensities(volume.array[box], spec)
     fg, bg = scribbles.foreground[box], scribbles.background[box]
-    fg_fit, bg_fit = _fit_samples(image, fg, bg)
+    fg_fit, bg_fit = _fit_samples(image, fg, bg, prob)
     if not fg_fit.any() or not bg_fit.any():  # the scribbles fill the whole box
         local, factor = fg.astype(np.uint8), 1
     else:
