@@ -215,6 +215,7 @@ def plot(results: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if not results["datasets"]:
         return
@@ -227,6 +228,7 @@ def plot(results: dict, path: Path) -> None:
             ax.set_ylabel("held-out Dice (mean of 2 octants)")
             ax.set_ylim(0, 1)
             ax.grid(alpha=0.3)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_title("Click model (0 clicks: nothing segmented)")
     axes[1].set_title("Scribbles on the model's prediction")
     axes[0].legend()
