@@ -76,9 +76,11 @@ class ScribblesInfer(InferTask):
         t_read = time.perf_counter()
         spec = self.refiner.spec
         prior = self.refiner.prior
+        prior.network(device)  # the newest serving weights, so that the version below is theirs
         result = refine(
             volume, scribbles, spec,
             lambda box: self.refiner.priors.get(prior, image_path, volume, box, spec.context_mm, device, spec.overlap),
+            prior_trained=prior.version > 0,
         )
         t_refine = time.perf_counter()
         path = write_label(
