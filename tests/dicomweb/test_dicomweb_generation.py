@@ -24,9 +24,9 @@ def series_instances(orthanc, series_uid: str) -> list[pydicom.Dataset]:
 
 
 def test_restored_image_is_stored_as_a_derived_series_of_the_same_study(orthanc, start_server, slicer_client_class,
-                                                                        demo_dicom, tmp_path):
+                                                                        demo_data, demo_dicom, tmp_path):
     source = demo_dicom[NAME]
-    server = start_server("generation", orthanc.dicomweb_url, models="ct_denoise")
+    server = start_server("generation", orthanc.dicomweb_url, models="ct_denoise,liver_synth")
     client = slicer_client_class.MONAILabelClient(server.url, tmpdir=str(tmp_path), client_id="test")
 
     result, params = client.infer("ct_denoise", source.series_uid, {"noise_level_hu": 20})
@@ -62,3 +62,12 @@ def test_restored_image_is_stored_as_a_derived_series_of_the_same_study(orthanc,
     objects = client.datastore()["objects"]
     assert derived["id"] in objects
     assert objects[derived["id"]]["image"]["info"]["generated"]["model"] == "ct_denoise"
+
+    # a synthetic pair: the generated series, and its mask as a DICOM SEG on that series
+    mask = demo_data / "groundtruth" / "liver-ct" / f"{NAME}.nii.gz"
+    _, params = client.infer("liver_synth", source.series_uid, {"steps": 2, "seed": 3}, label_in=str(mask))
+    synthetic = params["derived_image"]["id"]
+    assert synthetic not in (source.series_uid, derived["id"]) and synthetic in orthanc.series_uids("CT")
+    assert {ds.StudyInstanceUID for ds in series_instances(orthanc, synthetic)} == {source.study_uid}
+    [seg] = [ds for s in orthanc.series_uids("SEG") for ds in series_instances(orthanc, s)]
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == synthetic
