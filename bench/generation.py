@@ -222,7 +222,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5, help="restoration epochs")
     parser.add_argument("--iterations", type=int, default=40, help="restoration batches (of 4 crops) per epoch")
-    parser.add_argument("--synth-epochs", type=int, default=4, help="synthesis epochs (of 20 batches of 16 crops)")
+    parser.add_argument("--synth-epochs", type=int, default=4, help="synthesis epochs")
+    parser.add_argument("--synth-iterations", type=int, default=20, help="synthesis batches (of 16 crops) per epoch")
     parser.add_argument("--steps", default="5,10,25,50", help="DDIM steps to time")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "medlabel-bench-generation")
     parser.add_argument("--part", choices=("all", "restoration", "synthesis"), default="all")
@@ -240,7 +241,8 @@ def main() -> None:
         shutil.move(studies / f"{name}.nii.gz", held_out[-1])
     restoration_train = RESTORATION_TRAIN.model_copy(update={"max_epochs": args.epochs,
                                                              "iterations_per_epoch": args.iterations})
-    synthesis_train = SMALL_TRAIN.model_copy(update={"max_epochs": args.synth_epochs})
+    synthesis_train = SMALL_TRAIN.model_copy(update={"max_epochs": args.synth_epochs,
+                                                     "iterations_per_epoch": args.synth_iterations})
     print(f"torch threads {torch.get_num_threads()}; {len(list(studies.glob('*.nii.gz')))} training octants")
 
     specs = [
