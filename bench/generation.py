@@ -1,7 +1,7 @@
 """Generation benchmark: restoration quality against baselines, time and memory per volume, and
 synthesis time and memory per sample against the number of DDIM steps, on the real demo CT.
 
-    python bench/generation.py [--part all|restoration|synthesis] [--epochs 5] [--iterations 40]
+    python bench/generation.py [--part all|restoration|synthesis|cost] [--epochs 5] [--iterations 40]
                                [--synth-epochs 4] [--out /tmp/medlabel-bench-generation]
 
 Restoration models are trained exactly as the server trains them (``RestorationTrain`` on a local
@@ -226,7 +226,8 @@ def main() -> None:
     parser.add_argument("--synth-iterations", type=int, default=20, help="synthesis batches (of 16 crops) per epoch")
     parser.add_argument("--steps", default="5,10,25,50", help="DDIM steps to time")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "medlabel-bench-generation")
-    parser.add_argument("--part", choices=("all", "restoration", "synthesis"), default="all")
+    parser.add_argument("--part", choices=("all", "restoration", "synthesis", "cost"), default="all",
+                        help="cost: restoration time and memory per volume only (version-0 networks cost the same)")
     parser.add_argument("--seg-iterations", type=int, default=200, help="Adam steps of each segmenter")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -249,6 +250,14 @@ def main() -> None:
         (RestorationSpec(name="ct_denoise", degradation=Denoise(), train=restoration_train), [20.0, 40.0, 60.0]),
         (RestorationSpec(name="ct_superres", degradation=SuperResolution(), train=restoration_train), [2, 4]),
     ]
+    if args.part == "cost":
+        full = args.out / "demo" / "reference" / "lits117_image.nii.gz"  # the whole 128^3 volume the octants come from
+        for spec, levels in specs:
+            store = ModelStore(args.out / "models", spec)
+            Restorer(store)
+            for paths in (held_out, [full]):
+                restoration_table(spec, store, paths, [40.0] if isinstance(spec.degradation, Denoise) else levels)
+        return
     for spec, levels in specs if args.part != "synthesis" else []:
         store = train(spec, studies, args.out / "models", args.epochs, RestorationTrain)
         restoration_table(spec, store, held_out, levels)
