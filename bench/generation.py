@@ -229,6 +229,7 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "restoration", "synthesis", "cost"), default="all",
                         help="cost: restoration time and memory per volume only (version-0 networks cost the same)")
     parser.add_argument("--seg-iterations", type=int, default=200, help="Adam steps of each segmenter")
+    parser.add_argument("--pair-steps", type=int, default=0, help="DDIM steps of the synthetic pairs (0: the model's default)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -271,7 +272,8 @@ def main() -> None:
         store = train(spec, studies, args.out / "models", args.synth_epochs, SynthesisTrain)
         synthesis_table(spec, store, [truth / p.name for p in held_out], held_out,
                         [int(s) for s in args.steps.split(",")])
-        synthetic_pairs_table(Synthesizer(store), studies, truth, held_out, spec.default_steps, args.seg_iterations)
+        synthetic_pairs_table(Synthesizer(store), studies, truth, held_out, args.pair_steps or spec.default_steps,
+                              args.seg_iterations)
 
 
 if __name__ == "__main__":
