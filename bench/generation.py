@@ -1,15 +1,21 @@
 """Generation benchmark: restoration quality against baselines, time and memory per volume, and
 synthesis time and memory per sample against the number of DDIM steps, on the real demo CT.
 
-    python bench/generation.py [--epochs 5] [--iterations 40] [--synth-epochs 4] [--out /tmp/medlabel-bench-generation]
+    python bench/generation.py [--part all|restoration|synthesis|cost] [--epochs 5] [--iterations 40]
+                               [--synth-epochs 4] [--out /tmp/medlabel-bench-generation]
 
 Restoration models are trained exactly as the server trains them (``RestorationTrain`` on a local
-datastore of six demo octants); two octants are held out and never seen. Prints markdown tables.
+datastore of six demo octants); two octants are held out and never seen. The synthesis model is
+trained the same way (``SynthesisTrain``, the six octants' masks as final labels) and judged by a
+segmentation model: its Dice on synthetic images of the held-out masks against its Dice on the real
+held-out images, and the held-out Dice of small segmentation training sets with and without synthetic
+pairs. Prints markdown tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import shutil
 import tempfile
@@ -21,6 +27,9 @@ import numpy as np
 import psutil
 import SimpleITK as sitk
 import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss
+from monai.networks.nets import UNet
 
 from medlabel.continual.store import ModelStore
 from medlabel.datastore.local import CheckedLocalDatastore
@@ -46,9 +55,14 @@ HELD_OUT = ("lits117_subvolume_x1y1z0", "lits117_subvolume_x1y0z1")
 
 
 class PeakRSS:
-    """Peak resident memory of this process while the block runs, sampled every 5 ms (MiB above the start)."""
+    """Peak resident memory of this process while the block runs, sampled every 5 ms (MiB above the start).
+
+    Memory freed earlier (training) is first returned to the system (glibc ``malloc_trim``); otherwise
+    the block would reuse it without the resident size growing, and the figure would read 0.
+    """
 
     def __enter__(self):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
         self.process, self.start, self.peak, self._stop = psutil.Process(), psutil.Process().memory_info().rss, 0, False
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
@@ -127,14 +141,95 @@ def synthesis_table(spec: SynthesisSpec, store: ModelStore, masks: list[Path], i
         print(f"| {steps} | {np.mean(times):.2f} | {np.mean(mems):.0f} | {d[0]:.0f}, {d[1]:.0f}, {d[2]:.0f} |")
 
 
+# --- synthesis quality through a segmentation model -------------------------------------------------
+
+SEG_WINDOW = (-200.0, 300.0)
+SMALL_REAL = ("lits117_subvolume_x0y0z0", "lits117_subvolume_x1y0z0")  # the small real training set
+
+
+def seg_pair(hu: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, J, I) HU and label ids at 1 mm -> (1, 1, ...) window image and whole-liver mask at 2 mm (2x2x2 pooled)."""
+    lo, hi = SEG_WINDOW
+    x = torch.from_numpy(np.clip((hu.astype(np.float32) - lo) / (hi - lo), 0, 1))[None, None]
+    y = torch.from_numpy((labels > 0).astype(np.float32))[None, None]
+    return F.avg_pool3d(x, 2), (F.avg_pool3d(y, 2) > 0.5).float()
+
+
+def train_segmenter(pairs: list[tuple[torch.Tensor, torch.Tensor]], iterations: int, seed: int = 0) -> torch.nn.Module:
+    """A small 3D UNet (whole liver vs background) trained on whole 2 mm volumes with random flips."""
+    torch.manual_seed(seed)
+    net = UNet(spatial_dims=3, in_channels=1, out_channels=2, channels=(8, 16, 32), strides=(2, 2),
+               num_res_units=1, norm="instance")
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    x, y = torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+    generator = torch.Generator().manual_seed(seed)
+    net.train()
+    for _ in range(iterations):
+        dims = [d for d in (2, 3, 4) if torch.rand(1, generator=generator) < 0.5]
+        xb, yb = (x.flip(dims), y.flip(dims)) if dims else (x, y)
+        optimizer.zero_grad()
+        loss_fn(net(xb), yb).backward()
+        optimizer.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def dice(net: torch.nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean whole-liver Dice over the pairs."""
+    scores = []
+    for x, y in pairs:
+        pred = net(x).argmax(1, keepdim=True).float()
+        scores.append(float(2 * (pred * y).sum() / (pred.sum() + y.sum()).clamp(min=1)))
+    return float(np.mean(scores))
+
+
+def synthetic_pairs_table(synthesizer: Synthesizer, studies: Path, truth: Path, held_out: list[Path],
+                          steps: int, iterations: int) -> None:
+    """Synthesis judged by segmentation, both ways.
+
+    Quality: a segmenter trained on the six real training octants, its Dice on the real held-out images
+    against its Dice on images synthesised from the same held-out masks (equal Dice: the synthetic
+    liver looks like liver to it). Usefulness: held-out Dice of a segmenter trained on two real octants,
+    on those two plus synthetic images of the other four training masks, and on all six real ones.
+    """
+    def real(path: Path):
+        return seg_pair(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), sitk.GetArrayFromImage(sitk.ReadImage(str(truth / path.name))))
+
+    def synthetic(path: Path):
+        mask = sitk.ReadImage(str(truth / path.name))
+        return seg_pair(synthesizer.generate_hu(mask, steps, seed=0, device=torch.device("cpu")), sitk.GetArrayFromImage(mask))
+
+    train_paths = sorted(studies.glob("*.nii.gz"))
+    small = [p for p in train_paths if p.name.split(".")[0] in SMALL_REAL]
+    others = [p for p in train_paths if p not in small]
+    real_test = [real(p) for p in held_out]
+    all_real = train_segmenter([real(p) for p in train_paths], iterations)
+    print(f"\nSynthesis judged by a whole-liver segmenter (3D UNet 8-16-32 on 2 mm volumes, {iterations} Adam steps; "
+          f"{steps} DDIM steps; Dice on the {len(held_out)} held-out octants)\n")
+    print("| segmenter trained on | tested on | Dice |")
+    print("|---|---|---|")
+    print(f"| 6 real octants | real held-out images | {dice(all_real, real_test):.3f} |")
+    print(f"| 6 real octants | synthetic images of the held-out masks | {dice(all_real, [synthetic(p) for p in held_out]):.3f} |")
+    small_pairs = [real(p) for p in small]
+    for name, pairs in ((f"{len(small)} real", small_pairs),
+                        (f"{len(small)} real + {len(others)} synthetic", small_pairs + [synthetic(p) for p in others]),
+                        (f"{len(small)} real + {len(others)} real", small_pairs + [real(p) for p in others])):
+        print(f"| {name} | real held-out images | {dice(train_segmenter(pairs, iterations), real_test):.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5, help="restoration epochs")
     parser.add_argument("--iterations", type=int, default=40, help="restoration batches (of 4 crops) per epoch")
-    parser.add_argument("--synth-epochs", type=int, default=4, help="synthesis epochs (of 20 batches of 16 crops)")
+    parser.add_argument("--synth-epochs", type=int, default=4, help="synthesis epochs")
+    parser.add_argument("--synth-iterations", type=int, default=20, help="synthesis batches (of 16 crops) per epoch")
     parser.add_argument("--steps", default="5,10,25,50", help="DDIM steps to time")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "medlabel-bench-generation")
-    parser.add_argument("--skip-synthesis", action="store_true")
+    parser.add_argument("--part", choices=("all", "restoration", "synthesis", "cost"), default="all",
+                        help="cost: restoration time and memory per volume only (version-0 networks cost the same)")
+    parser.add_argument("--seg-iterations", type=int, default=200, help="Adam steps of each segmenter")
+    parser.add_argument("--pair-steps", type=int, default=0, help="DDIM steps of the synthetic pairs (0: the model's default)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -148,18 +243,27 @@ def main() -> None:
         shutil.move(studies / f"{name}.nii.gz", held_out[-1])
     restoration_train = RESTORATION_TRAIN.model_copy(update={"max_epochs": args.epochs,
                                                              "iterations_per_epoch": args.iterations})
-    synthesis_train = SMALL_TRAIN.model_copy(update={"max_epochs": args.synth_epochs})
+    synthesis_train = SMALL_TRAIN.model_copy(update={"max_epochs": args.synth_epochs,
+                                                     "iterations_per_epoch": args.synth_iterations})
     print(f"torch threads {torch.get_num_threads()}; {len(list(studies.glob('*.nii.gz')))} training octants")
 
     specs = [
         (RestorationSpec(name="ct_denoise", degradation=Denoise(), train=restoration_train), [20.0, 40.0, 60.0]),
         (RestorationSpec(name="ct_superres", degradation=SuperResolution(), train=restoration_train), [2, 4]),
     ]
-    for spec, levels in specs:
+    if args.part == "cost":
+        full = args.out / "demo" / "reference" / "lits117_image.nii.gz"  # the whole 128^3 volume the octants come from
+        for spec, levels in specs:
+            store = ModelStore(args.out / "models", spec)
+            Restorer(store)
+            for paths in (held_out, [full]):
+                restoration_table(spec, store, paths, [40.0] if isinstance(spec.degradation, Denoise) else levels)
+        return
+    for spec, levels in specs if args.part != "synthesis" else []:
         store = train(spec, studies, args.out / "models", args.epochs, RestorationTrain)
         restoration_table(spec, store, held_out, levels)
 
-    if not args.skip_synthesis:
+    if args.part != "restoration":
         for image in studies.glob("*.nii.gz"):  # masks as final labels, as annotators would submit them
             (studies / "labels" / "final").mkdir(parents=True, exist_ok=True)
             shutil.copy(truth / image.name, studies / "labels" / "final" / image.name)
@@ -168,6 +272,8 @@ def main() -> None:
         store = train(spec, studies, args.out / "models", args.synth_epochs, SynthesisTrain)
         synthesis_table(spec, store, [truth / p.name for p in held_out], held_out,
                         [int(s) for s in args.steps.split(",")])
+        synthetic_pairs_table(Synthesizer(store), studies, truth, held_out, args.pair_steps or spec.default_steps,
+                              args.seg_iterations)
 
 
 if __name__ == "__main__":

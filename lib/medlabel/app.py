@@ -17,7 +17,7 @@ from monailabel.utils.async_tasks.utils import tasks as background_tasks
 from medlabel import __version__
 from medlabel.continual.store import ModelStore
 from medlabel.continual.trigger import RetrainTrigger
-from medlabel.datastore.dicomweb import dicomweb_datastore
+from medlabel.datastore.dicomweb import CheckedDICOMwebDatastore, dicomweb_datastore
 from medlabel.datastore.local import CheckedLocalDatastore
 from medlabel.errors import BadRequest
 from medlabel.kinds.registry import KINDS, ActiveLearning
@@ -102,12 +102,15 @@ class MedlabelApp(MONAILabelApp):
     def _add_derived_image(store, image_id: str, path: str, derived: dict) -> dict:
         """Keeps an image a model generated (``derived_image`` in its answer) as a new datastore image.
 
-        Its id is ``<source id>_<suffix>``; its info records the source image and the model's provenance.
+        Its id is ``<source id>_<suffix>`` (with a DICOMweb datastore: the new SeriesInstanceUID of a derived
+        series in the source's study); its info records the source image and the model's provenance.
         """
-        if not isinstance(store, CheckedLocalDatastore):
-            return {"stored": False, "reason": "generated images are kept only in local studies folders"}
-        new_id = guard.check_image_id(f"{image_id}_{derived['suffix']}")
         info = {"generated": {**derived.get("info", {}), "source_image": image_id, "ts": int(time.time())}}
+        if isinstance(store, CheckedDICOMwebDatastore):  # a derived DICOM series of the source's study
+            return {"stored": True, "id": store.add_derived_image(image_id, path, info, derived.get("label")), **info}
+        if not isinstance(store, CheckedLocalDatastore):
+            return {"stored": False, "reason": "generated images are kept only in local studies folders and DICOMweb"}
+        new_id = guard.check_image_id(f"{image_id}_{derived['suffix']}")
         store.add_image(new_id, path, info)
         if derived.get("label"):  # a generated image's own mask: kept as its final label (a training pair)
             store.save_label(new_id, derived["label"], "final", {"model": derived.get("info", {}).get("model")})

@@ -13,6 +13,7 @@ Built on monailabel's ``DICOMWebDatastore`` (images are cached locally as NIfTI)
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -38,6 +39,7 @@ from pydicom.dataset import Dataset
 
 from medlabel.datastore.local import CheckedLocalDatastore
 from medlabel.dicom.seg import SegError, read_seg, referenced_series, write_seg
+from medlabel.dicom.series import write_derived_series
 from medlabel.errors import BadRequest, NotFound, Unavailable
 from medlabel.server.guard import check_image_id
 
@@ -162,6 +164,30 @@ class CheckedDICOMwebDatastore(DICOMWebDatastore, CheckedLocalDatastore):
         finally:
             os.unlink(converted)
         return str(nifti.resolve())
+
+    def add_derived_image(self, source_id: str, path: str, info: dict[str, Any], label: str | None = None) -> str:
+        """Stores an image computed from series ``source_id`` (``info["generated"]``: model, version, params)
+        as a derived series of the same study by STOW-RS and returns its SeriesInstanceUID (the new image id).
+
+        ``label``: the image's own mask (a synthetic training pair), stored as its final label (a DICOM SEG).
+        """
+        generated = info.get("generated", {})
+        derivation = (f"{generated.get('model')} v{generated.get('model_version')} "
+                      f"{generated.get('task', '')} {json.dumps(generated.get('params', {}), sort_keys=True)}")
+        source = [pydicom.dcmread(f, stop_before_pixels=True) for f in self._series_dir(source_id).glob("*.dcm")]
+        with tempfile.TemporaryDirectory() as folder:
+            written = write_derived_series(sitk.ReadImage(path), source, Path(folder), derivation,
+                                           f"{generated.get('model')} v{generated.get('model_version')} of "
+                                           f"{source[0].get('SeriesDescription') or source_id}")
+            with self._remote(f"storing the series derived from {source_id}"):
+                self._client.store_instances([pydicom.dcmread(f) for f in written.files])
+        self._listings.clear()
+        image_id = written.series_uid
+        self.get_image_uri(image_id)  # cached as any listed series; then the provenance is kept with it
+        CheckedLocalDatastore.update_image_info(self, image_id, info)
+        if label:
+            self.save_label(image_id, label, DefaultLabelTag.FINAL, {"model": generated.get("model")})
+        return image_id
 
     # labels
 

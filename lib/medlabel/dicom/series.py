@@ -1,4 +1,5 @@
-"""Writes a NIfTI volume as a multi-slice CT DICOM series (one file per slice) with exact geometry.
+"""Writes a NIfTI volume as a multi-slice CT DICOM series (one file per slice) with exact geometry, and a
+volume computed from a series (a restored or generated image) as a derived series of the same study.
 
 DICOMweb clients (OHIF, Orthanc, monailabel's DICOMweb datastore) only see DICOM, and no package
 ships a multi-slice CT series, so the demo writes one from the real NIfTI volumes. The geometry comes
@@ -11,12 +12,14 @@ unsigned 16-bit with RescaleSlope/RescaleIntercept, exact for integer HU.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import SimpleITK as sitk
 from pydantic import BaseModel, ConfigDict
-from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
 from medlabel import __version__
@@ -75,12 +78,51 @@ def write_series(nifti: Path, out_dir: Path, meta: SeriesMeta) -> WrittenSeries:
     if values.ndim != 3:
         raise ValueError(f"{nifti}: a 3D volume is needed, got shape {values.shape}")
     origin, spacing, direction = (np.asarray(v, dtype=np.float64) for v in ras_affine_to_itk(image.affine))
-    axes = direction.reshape(3, 3)  # columns: unit i, j, k axes in LPS
+    uids = _uid(meta.uid_seed, "study"), _uid(meta.uid_seed, "series"), _uid(meta.uid_seed, "frame")
+    return _write_slices(values, origin, spacing, direction.reshape(3, 3), out_dir, meta, *uids)
+
+
+def write_derived_series(image: sitk.Image, source: Sequence[Dataset], out_dir: Path, derivation: str,
+                         series_description: str) -> WrittenSeries:
+    """Writes a volume computed from the series ``source`` (its instances' headers) as a new series of the
+    same study: new SeriesInstanceUID, same StudyInstanceUID, patient and frame of reference, with
+    ``DerivationDescription`` and, per slice, a ``SourceImageSequence`` naming the source slice nearest to it.
+
+    The series UID is derived from the source series and ``derivation``, so writing the same result again
+    replaces it in the PACS instead of adding a copy.
+    """
+    if image.GetDimension() != 3 or not source:
+        raise ValueError("a 3D image and the source series' instances are needed")
+    first = source[0]
+    seed = f"{first.SeriesInstanceUID}/{derivation}"
+    meta = SeriesMeta(uid_seed=seed, patient_id=str(first.get("PatientID", "ANON")),
+                      patient_name=str(first.get("PatientName", "Anonymous")),
+                      study_description=str(first.get("StudyDescription", "")), series_description=series_description,
+                      series_number=int(first.get("SeriesNumber") or 0) + 1000,
+                      study_date=str(first.get("StudyDate") or "20000101"), body_part=str(first.get("BodyPartExamined", "")))
+    values = sitk.GetArrayFromImage(image).transpose(2, 1, 0)  # (i, j, k)
+    axes = np.array(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    normal = np.cross(axes[:, 0], axes[:, 1])
+    source_at = np.array([float(np.asarray(d.ImagePositionPatient, dtype=float) @ normal) for d in source])
+
+    def provenance(ds: Dataset, position: np.ndarray) -> None:
+        ds.DerivationDescription = derivation[:1024]
+        nearest = source[int(np.argmin(np.abs(source_at - position @ normal)))]
+        ref = Dataset()
+        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = nearest.SOPClassUID, nearest.SOPInstanceUID
+        ds.SourceImageSequence = [ref]
+
+    return _write_slices(values, np.array(image.GetOrigin()), np.array(image.GetSpacing()), axes, out_dir, meta,
+                         str(first.StudyInstanceUID), _uid(seed, "series"),
+                         str(first.get("FrameOfReferenceUID") or _uid(seed, "frame")), provenance)
+
+
+def _write_slices(values: np.ndarray, origin: np.ndarray, spacing: np.ndarray, axes: np.ndarray, out_dir: Path,
+                  meta: SeriesMeta, study_uid: str, series_uid: str, frame_uid: str,
+                  per_slice: Callable[[Dataset, np.ndarray], None] | None = None) -> WrittenSeries:
+    """``values`` (i, j, k) in LPS geometry (``axes``: columns are the unit i, j, k axes), one file per k."""
     slope, intercept = hu_rescale(values)
     stored = np.round((values.astype(np.float64) - intercept) / slope).clip(0, UINT16_MAX).astype(np.uint16)
-
-    study_uid, series_uid = _uid(meta.uid_seed, "study"), _uid(meta.uid_seed, "series")
-    frame_uid = _uid(meta.uid_seed, "frame")
     center, width = (float(values.min()) + float(values.max())) / 2, float(values.max()) - float(values.min())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -98,6 +140,8 @@ def write_series(nifti: Path, out_dir: Path, meta: SeriesMeta) -> WrittenSeries:
         ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.10g}", f"{intercept:.10g}"
         ds.WindowCenter, ds.WindowWidth = f"{center:.1f}", f"{max(width, 1.0):.1f}"
         ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()  # rows = j, columns = i
+        if per_slice:
+            per_slice(ds, position)
         path = out_dir / f"{k:04d}.dcm"
         ds.save_as(str(path), write_like_original=False)
         files.append(path)

@@ -4,7 +4,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from medlabel.dicom.series import SeriesMeta, hu_rescale, write_series
+from medlabel.dicom.series import SeriesMeta, hu_rescale, write_derived_series, write_series
 
 
 def _read_series(folder):
@@ -60,3 +60,30 @@ def test_rescale_is_exact_for_integers_and_covers_floats():
     assert hu_rescale(np.array([5, 100])) == (1.0, 0.0)
     slope, intercept = hu_rescale(np.array([-0.5, 0.25, 2.0]))
     assert intercept == -0.5 and np.isclose(slope * 65535 + intercept, 2.0)
+
+
+def test_derived_series_joins_the_source_study_with_provenance(tmp_path):
+    """A volume computed from a series (here: its slices doubled, as super-resolution x2 gives) is a new
+    series of the same study and frame, each slice naming its nearest source slice."""
+    values = np.arange(6 * 5 * 4, dtype=np.int16).reshape(6, 5, 4)
+    source = write_series(_nifti(tmp_path, values, AXIAL), tmp_path / "src", SeriesMeta(uid_seed="s", patient_id="P2"))
+    headers = [pydicom.dcmread(f) for f in source.files]
+    thin = sitk.Resample(_read_series(tmp_path / "src"), [6, 5, 8], sitk.Transform(), sitk.sitkLinear,
+                         headers[0].ImagePositionPatient, (1.0, 1.0, 0.5), (1, 0, 0, 0, -1, 0, 0, 0, -1), 0.0,
+                         sitk.sitkFloat32)
+
+    derived = write_derived_series(thin, headers, tmp_path / "out", "ct_superres v1 {\"scale_factor\": 2}", "SR")
+    assert derived.study_uid == source.study_uid and derived.series_uid != source.series_uid
+    slices = [pydicom.dcmread(f) for f in derived.files]
+    assert len(slices) == 8
+    assert {s.FrameOfReferenceUID for s in slices} == {headers[0].FrameOfReferenceUID}
+    assert slices[0].PatientID == "P2" and slices[0].DerivationDescription.startswith("ct_superres v1")
+    # thin slices k = 0, 1 lie nearest source slice 0, then 2 -> 1 (0.5 mm steps)
+    nearest = [s.SourceImageSequence[0].ReferencedSOPInstanceUID for s in slices]
+    assert nearest[:3] == [headers[0].SOPInstanceUID, headers[0].SOPInstanceUID, headers[1].SOPInstanceUID]
+    back = _read_series(tmp_path / "out")
+    np.testing.assert_allclose(back.GetSpacing(), (1.0, 1.0, 0.5), atol=1e-5)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(thin), atol=float(slices[0].RescaleSlope))
+    # the same result again: the same series, so a PACS replaces it
+    again = write_derived_series(thin, headers, tmp_path / "again", "ct_superres v1 {\"scale_factor\": 2}", "SR")
+    assert again.series_uid == derived.series_uid
