@@ -45,3 +45,23 @@ def test_signed_jpeg2000_head_ct_decodes_to_hounsfield_units():
     centre = hu[206:306, 206:306]
     assert 10 < np.median(centre) < 60  # brain parenchyma
     assert hu.max() > 1000 and (hu < -900).mean() > 0.2  # skull, air around the head
+
+
+def test_3d_cube_gets_probabilities_and_a_map_on_its_own_grid(demo_data, tmp_path):
+    import SimpleITK as sitk
+
+    from medlabel.continual.store import ModelStore
+    from medlabel.kinds.classification.infer import ClassificationInfer
+    from medlabel.kinds.classification.predictor import ClassificationPredictor
+    from medlabel.kinds.classification.spec import ClassificationSpec, ClassifierNetwork
+    from medlabel.spec import CTWindow
+
+    spec = ClassificationSpec(name="liver_cubes", classes=("liver", "tumour"), multi_label=True, dims=3,
+                              input_size=(24, 24, 24), intensity=CTWindow(), network=ClassifierNetwork(widths=(8, 16, 32, 64)))
+    cube = next((demo_data / "studies" / "liver-cubes").glob("*.nii.gz"))
+    infer = ClassificationInfer(ClassificationPredictor(ModelStore(tmp_path, spec)), "cpu")
+    result, params = infer({"image": str(cube), "result_extension": ".nii.gz"})
+    out, ref = sitk.ReadImage(result), sitk.ReadImage(str(cube))
+    assert out.GetSize() == ref.GetSize() == (24, 24, 24)
+    assert np.allclose(out.GetOrigin(), ref.GetOrigin()) and np.allclose(out.GetDirection(), ref.GetDirection())
+    assert set(params["classes"]) == {"liver", "tumour"}
