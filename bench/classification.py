@@ -76,7 +76,9 @@ def latency(demo: Path, sets: list[str], repeats: int, work: Path) -> list[tuple
     cases = [(spec, next((demo / "studies").glob(pattern))) for name in sets for spec, pattern in LATENCY[name]]
     for arch in ("resnet", "densenet121"):
         for spec, image in cases:
-            spec = spec.model_copy(update={"network": spec.network.model_copy(update={"arch": arch})})
+            size = tuple(max(s, 32) for s in spec.input_size) if arch == "densenet121" else spec.input_size
+            spec = ClassificationSpec(**{**spec.model_dump(exclude={"labels"}), "input_size": size,
+                                         "network": spec.network.model_copy(update={"arch": arch})})
             infer = ClassificationInfer(ClassificationPredictor(ModelStore(work / arch, spec)), "cpu")
             plain, _ = timed(lambda: infer({"image": str(image), "explain": False}), repeats)
             with_map, _ = timed(lambda: infer({"image": str(image)}), repeats)
