@@ -50,10 +50,10 @@ ClassificationApp = medlabel_app(
             classes=("liver", "tumour"),
             multi_label=True,
             dims=3,
-            input_size=(24, 24, 24),
+            input_size=(32, 32, 32),  # cubes of 24^3 voxels, upsampled: at 24^3 and 2e-3 it did not learn
             intensity=CTWindow(hu_min=-175, hu_max=250),
             network=ClassifierNetwork(arch="resnet", widths=(8, 16, 32, 64), dropout=0.2),
-            train=TrainSpec(max_epochs=20, iterations_per_epoch=10, batch_size=8, learning_rate=2e-3),
+            train=TrainSpec(max_epochs=20, iterations_per_epoch=10, batch_size=8, learning_rate=1e-3),
         ),
         ClassificationSpec(
             name="body_part",

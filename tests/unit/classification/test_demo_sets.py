@@ -57,7 +57,7 @@ def test_3d_cube_gets_probabilities_and_a_map_on_its_own_grid(demo_data, tmp_pat
     from medlabel.spec import CTWindow
 
     spec = ClassificationSpec(name="liver_cubes", classes=("liver", "tumour"), multi_label=True, dims=3,
-                              input_size=(24, 24, 24), intensity=CTWindow(), network=ClassifierNetwork(widths=(8, 16, 32, 64)))
+                              input_size=(32, 32, 32), intensity=CTWindow(), network=ClassifierNetwork(widths=(8, 16, 32, 64)))
     cube = next((demo_data / "studies" / "liver-cubes").glob("*.nii.gz"))
     infer = ClassificationInfer(ClassificationPredictor(ModelStore(tmp_path, spec)), "cpu")
     result, params = infer({"image": str(cube), "result_extension": ".nii.gz"})
