@@ -1,9 +1,12 @@
-"""Classification benchmark: latency per 2D tile and 3D volume, Grad-CAM cost, training s/epoch, metrics.
+"""Classification benchmark: latency per 2D image and 3D volume, Grad-CAM cost, training s/epoch, metrics.
 
 Runs in-process on the demo data (built into a temp folder unless ``--demo DIR`` is given), with the
 same predictor, trainer pieces and metrics the server uses, and prints one table per part:
 
-    .venv/bin/python bench/classification.py [--demo demo-data] [--epochs 8] [--repeats 5]
+    .venv/bin/python bench/classification.py [--demo demo-data] [--epochs 8] [--repeats 5] [--sets ...]
+
+Sets: ``liver-tiles``, ``brain-tiles`` (2D tiles), ``liver-cubes`` (3D cubes) and ``body-part`` (whole
+slices, with per-image results on the real pydicom CT slices that are never trained on).
 
 Training here is a plain loop over the kind's transforms, network, loss and optimizer (no server and
 no subprocess), so s/epoch is the network's cost, not monailabel's start-up.
@@ -39,9 +42,23 @@ SPECS = {
     "brain-tiles": ClassificationSpec(name="brain_tiles", classes=("brain", "no_brain"), dims=2, input_size=(48, 48),
                                       intensity=ZScore(),
                                       train=TrainSpec(batch_size=16, iterations_per_epoch=20, learning_rate=2e-3)),
+    "liver-cubes": ClassificationSpec(name="liver_cubes", classes=("liver", "tumour"), multi_label=True, dims=3,
+                                      input_size=(32, 32, 32), intensity=CTWindow(),
+                                      network=ClassifierNetwork(widths=(8, 16, 32, 64)),
+                                      train=TrainSpec(batch_size=8, iterations_per_epoch=10, learning_rate=1e-3)),
+    "body-part": ClassificationSpec(name="body_part", classes=("head", "trunk"), dims=2, input_size=(64, 64),
+                                    intensity=ZScore(),
+                                    train=TrainSpec(batch_size=16, iterations_per_epoch=10, learning_rate=2e-3)),
 }
 VOLUME = ClassificationSpec(name="tumour_volume", classes=("tumour",), multi_label=True, dims=3, input_size=(48, 48, 48),
                             network=ClassifierNetwork(widths=(8, 16, 32, 64)))
+# (model, image) per latency row, keyed by the set whose training the row belongs to
+LATENCY = {
+    "liver-tiles": [(SPECS["liver-tiles"], "liver-tiles/*.nii.gz"), (VOLUME, "liver-ct/*.nii.gz")],
+    "brain-tiles": [(SPECS["brain-tiles"], "brain-tiles/*.nii.gz")],
+    "liver-cubes": [(SPECS["liver-cubes"], "liver-cubes/*.nii.gz")],
+    "body-part": [(SPECS["body-part"], "body-part/dicom_693_J2KI.nii.gz")],
+}
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -54,14 +71,14 @@ def timed(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
-def latency(demo: Path, repeats: int, work: Path) -> list[tuple]:
+def latency(demo: Path, sets: list[str], repeats: int, work: Path) -> list[tuple]:
     rows = []
-    cases = [(SPECS["liver-tiles"], next((demo / "studies" / "liver-tiles").glob("*.nii.gz"))),
-             (SPECS["brain-tiles"], next((demo / "studies" / "brain-tiles").glob("*.nii.gz"))),
-             (VOLUME, next((demo / "studies" / "liver-ct").glob("*.nii.gz")))]
+    cases = [(spec, next((demo / "studies").glob(pattern))) for name in sets for spec, pattern in LATENCY[name]]
     for arch in ("resnet", "densenet121"):
         for spec, image in cases:
-            spec = spec.model_copy(update={"network": spec.network.model_copy(update={"arch": arch})})
+            size = tuple(max(s, 32) for s in spec.input_size) if arch == "densenet121" else spec.input_size
+            spec = ClassificationSpec(**{**spec.model_dump(exclude={"labels"}), "input_size": size,
+                                         "network": spec.network.model_copy(update={"arch": arch})})
             infer = ClassificationInfer(ClassificationPredictor(ModelStore(work / arch, spec)), "cpu")
             plain, _ = timed(lambda: infer({"image": str(image), "explain": False}), repeats)
             with_map, _ = timed(lambda: infer({"image": str(image)}), repeats)
@@ -70,7 +87,8 @@ def latency(demo: Path, repeats: int, work: Path) -> list[tuple]:
     return rows
 
 
-def train_and_score(name: str, demo: Path, epochs: int) -> tuple:
+def train_and_score(name: str, demo: Path, epochs: int) -> tuple[tuple, list[tuple]]:
+    """One row of the training table, and per-image rows for the set's ``real`` split (body-part)."""
     spec = SPECS[name]
     truth = json.loads((demo / "groundtruth" / name / "labels.json").read_text())
     folder = demo / "studies" / name
@@ -83,10 +101,13 @@ def train_and_score(name: str, demo: Path, epochs: int) -> tuple:
     held = [i for i, t in truth.items() if t["split"] == "heldout"]
     target = np.stack([target_vector(truth[i]["classes"], spec) for i in held])
     images = [str(folder / f"{i}.nii.gz") for i in held]
+    real = [i for i, t in truth.items() if t["split"] == "real"]
+    real_images = [str(folder / f"{i}.nii.gz") for i in real]
 
     torch.manual_seed(0)
     net = build_network(spec)
     before = summarise(predict(spec, net.state_dict(), images, "cpu"), target, spec)
+    real_before = predict(spec, net.state_dict(), real_images, "cpu") if real else None
     t = spec.train
     sampler = torch.utils.data.RandomSampler(items, replacement=True, num_samples=t.iterations_per_epoch * t.batch_size)
     loader = DataLoader(Dataset(items, train_transforms(spec)), batch_size=t.batch_size, sampler=sampler)
@@ -105,8 +126,21 @@ def train_and_score(name: str, demo: Path, epochs: int) -> tuple:
     def auroc(m):
         return " / ".join("-" if v is None else f"{v:.2f}" for v in m["auroc"].values())
 
-    return (name, len(items), len(held), f"{per_epoch:.2f}", auroc(before), auroc(after),
-            f"{before['accuracy']:.2f} -> {after['accuracy']:.2f}", f"{before['ece']:.2f} -> {after['ece']:.2f}")
+    def probabilities(p):
+        return ", ".join(f"{c} {v:.2f}" for c, v in zip(spec.classes, p))
+
+    per_image = []
+    if real:
+        real_after = predict(spec, net.state_dict(), real_images, "cpu")
+        for n, i in enumerate(real):
+            predicted = spec.classes[int(np.argmax(real_after[n]))]
+            per_image.append((i, ", ".join(truth[i]["classes"]), probabilities(real_before[n]),
+                              probabilities(real_after[n]), predicted))
+    unit = "volumes" if spec.dims == 3 else "images"
+    row = (name, f"{spec.dims}D {'x'.join(map(str, spec.input_size))}", f"{len(items)} / {len(held)} {unit}",
+           f"{t.iterations_per_epoch} x {t.batch_size}", f"{per_epoch:.2f}", auroc(before), auroc(after),
+           f"{before['accuracy']:.2f} -> {after['accuracy']:.2f}", f"{before['ece']:.2f} -> {after['ece']:.2f}")
+    return row, per_image
 
 
 def table(header: tuple, rows: list[tuple]) -> str:
@@ -119,6 +153,8 @@ def main() -> None:
     parser.add_argument("--demo", type=Path, help="a built demo-data folder (default: build one in a temp folder)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sets", nargs="+", choices=list(SPECS), default=list(SPECS),
+                        help="demo sets to train on, and their models' latency rows (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     work = Path(tempfile.mkdtemp(prefix="medlabel-bench-cls-"))
@@ -129,11 +165,16 @@ def main() -> None:
         demo = work / "demo"
         build(demo)
     print(f"torch threads {torch.get_num_threads()}, untrained weights, CPU\n")
-    print(table(("model", "network", "input", "classify ms", "classify + map ms", "map ms"), latency(demo, args.repeats, work)))
+    print(table(("model", "network", "input", "classify ms", "classify + map ms", "map ms"),
+                latency(demo, args.sets, args.repeats, work)))
     print()
-    rows = [train_and_score(name, demo, args.epochs) for name in SPECS]
-    print(table(("set", "train tiles", "held-out tiles", "s/epoch (20 batches of 16)", "held-out AUROC before",
-                 "after", "accuracy", "ECE"), rows))
+    results = [train_and_score(name, demo, args.epochs) for name in args.sets]
+    print(table(("set", "input", "train / held-out", "batches x size", "s/epoch", "held-out AUROC before", "after",
+                 "accuracy", "ECE"), [row for row, _ in results]))
+    real = [r for _, rows in results for r in rows]
+    if real:
+        print("\nReal DICOM slices (split `real`, never trained on), probabilities before and after training:\n")
+        print(table(("image", "truth", "before", "after", "predicted"), real))
 
 
 if __name__ == "__main__":

@@ -44,5 +44,26 @@ ClassificationApp = medlabel_app(
             network=ClassifierNetwork(arch="resnet", widths=(8, 16, 32, 64), dropout=0.2),
             train=TrainSpec(max_epochs=20, iterations_per_epoch=10, batch_size=4, learning_rate=1e-3),
         ),
+        ClassificationSpec(
+            name="liver_cubes",
+            description="Liver and liver tumour present in a 3D CT cube (demo set liver-cubes)",
+            classes=("liver", "tumour"),
+            multi_label=True,
+            dims=3,
+            input_size=(32, 32, 32),  # cubes of 24^3 voxels, upsampled: at 24^3 and 2e-3 it did not learn
+            intensity=CTWindow(hu_min=-175, hu_max=250),
+            network=ClassifierNetwork(arch="resnet", widths=(8, 16, 32, 64), dropout=0.2),
+            train=TrainSpec(max_epochs=20, iterations_per_epoch=10, batch_size=8, learning_rate=1e-3),
+        ),
+        ClassificationSpec(
+            name="body_part",
+            description="Body part of a whole axial slice, CT or MR (demo set body-part)",
+            classes=("head", "trunk"),
+            dims=2,
+            input_size=(64, 64),
+            intensity=ZScore(),
+            network=ClassifierNetwork(arch="resnet", widths=(16, 32, 64, 128), dropout=0.2),
+            train=TrainSpec(max_epochs=20, iterations_per_epoch=10, batch_size=16, learning_rate=2e-3),
+        ),
     ],
 )

@@ -59,6 +59,9 @@ def test_spec_checks():
         ClassificationSpec(name="m", classes=("a",))
     with pytest.raises(ValidationError, match="occlusion"):
         ClassificationSpec(name="m", classes=("a", "b"), network=ClassifierNetwork(arch="vit"))
+    with pytest.raises(ValidationError, match="at least 32"):
+        ClassificationSpec(name="m", classes=("a", "b"), dims=3, input_size=(24, 24, 24),
+                           network=ClassifierNetwork(arch="densenet121"))
 
 
 def test_class_labels_are_versioned_like_masks(tmp_path):

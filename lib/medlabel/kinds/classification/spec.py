@@ -82,6 +82,9 @@ class ClassificationSpec(BaseSpec):
             raise ValueError("a single-label model needs at least two classes (or set multi_label=True)")
         if self.labels != {c: i for i, c in enumerate(self.classes)}:
             raise ValueError("labels are derived from classes; leave them out")
+        if self.network.arch == "densenet121" and min(self.input_size) < 32:
+            raise ValueError(f"densenet121 halves the input five times: input_size needs at least 32 voxels per axis, "
+                             f"got {self.input_size}")
         if self.network.arch == "vit":
             if self.explanation != "occlusion":
                 raise ValueError("a ViT has no convolutional feature map for Grad-CAM: use explanation='occlusion'")
