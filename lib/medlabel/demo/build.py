@@ -10,10 +10,10 @@ import itertools
 import shutil
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from medlabel.demo import classification
+from medlabel.demo.nifti import save_nifti
 from medlabel.demo.sources import Source, lits_117, mni152
 
 STUDIES = {"liver-ct": lits_117, "brain-mr": mni152}
@@ -33,13 +33,6 @@ def octants(source: Source):
         yield suffix, source.image[index], source.labels[index], affine
 
 
-def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    image = nib.Nifti1Image(np.ascontiguousarray(array), affine)
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(image, path)
-
 
 def build(out: Path, force: bool = False) -> dict[str, int]:
     """Build ``out/studies/<set>``, ``out/groundtruth/<set>``, ``out/reference`` and ``out/SOURCES.md``."""
@@ -51,10 +44,10 @@ def build(out: Path, force: bool = False) -> dict[str, int]:
         source = load()
         for suffix, image, labels, affine in octants(source):
             name = f"{source.name}_{suffix}.nii.gz"
-            _save(image, affine, out / "studies" / study / name)
-            _save(labels, affine, out / "groundtruth" / study / name)
-        _save(source.image, source.affine, out / "reference" / f"{source.name}_image.nii.gz")
-        _save(source.labels, source.affine, out / "reference" / f"{source.name}_labels.nii.gz")
+            save_nifti(image, affine, out / "studies" / study / name)
+            save_nifti(labels, affine, out / "groundtruth" / study / name)
+        save_nifti(source.image, source.affine, out / "reference" / f"{source.name}_image.nii.gz")
+        save_nifti(source.labels, source.affine, out / "reference" / f"{source.name}_labels.nii.gz")
         counts[study] = 8
         names = ", ".join(f"{k}={v}" for k, v in source.label_names.items())
         notes.append(

@@ -25,9 +25,9 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
+from medlabel.demo.nifti import save_nifti
 from medlabel.demo.sources import Source, lits_117, mni152
 
 
@@ -56,19 +56,12 @@ SETS = {
 }
 
 
-def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    nifti = nib.Nifti1Image(np.ascontiguousarray(array), affine)
-    nifti.set_qform(affine, code=1)
-    nifti.set_sform(affine, code=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nifti, path)
-
 
 def _write(out: Path, name: str, images: Iterable[tuple[str, np.ndarray, np.ndarray, list[str], str]]) -> int:
     """Write (id, image, affine, classes, split) to ``studies/<name>`` and ``groundtruth/<name>/labels.json``."""
     truth: dict[str, dict] = {}
     for image_id, image, affine, classes, split in images:
-        _save(image, affine, out / "studies" / name / f"{image_id}.nii.gz")
+        save_nifti(image, affine, out / "studies" / name / f"{image_id}.nii.gz")
         truth[image_id] = {"classes": classes, "split": split}
     (out / "groundtruth" / name).mkdir(parents=True, exist_ok=True)
     (out / "groundtruth" / name / "labels.json").write_text(json.dumps(truth, indent=1, sort_keys=True))

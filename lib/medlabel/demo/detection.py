@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from medlabel.demo.build import _save, octants
+from medlabel.demo.build import octants
+from medlabel.demo.nifti import save_nifti
 from medlabel.demo.sources import lits_117
 from medlabel.kinds.detection.boxes import boxes_to_markups, mask_to_boxes, voxel_to_world
 
@@ -68,7 +69,7 @@ def build(out: Path, counts: dict[str, int]) -> str:
     for seed, (suffix, image, labels, affine) in enumerate(octants(source)):
         name = f"{source.name}_{suffix}"
         real = mask_to_boxes(labels, affine, TUMOUR, MIN_LESION_MM3)
-        _save(image, affine, studies / f"{name}.nii.gz")
+        save_nifti(image, affine, studies / f"{name}.nii.gz")
         _write_boxes(real, np.zeros((0, 6)), truth / f"{name}.json")
         n += 1
         if name in HELD_OUT:
@@ -76,7 +77,7 @@ def build(out: Path, counts: dict[str, int]) -> str:
         synthetic_image, voxel_boxes = insert_lesions(image, labels, SYNTHETIC_PER_IMAGE, seed)
         if not len(voxel_boxes):  # no room in the liver (an octant without liver): no copy
             continue
-        _save(synthetic_image, affine, studies / f"synthetic_{name}.nii.gz")
+        save_nifti(synthetic_image, affine, studies / f"synthetic_{name}.nii.gz")
         _write_boxes(real, voxel_to_world(voxel_boxes, affine), truth / f"synthetic_{name}.json")
         n += 1
     counts[STUDY] = n
