@@ -24,20 +24,18 @@ from medlabel.kinds.segmentation.predictor import Predictor
 
 @torch.no_grad()
 def probabilities_in_box(
-    predictor: Predictor, volume: Volume, box: Box, context_mm: float, device: torch.device, overlap: float = 0.25,
-    window: tuple[int, int, int] | None = None,
+    predictor: Predictor, volume: Volume, box: Box, context_mm: float, device: torch.device, overlap: float = 0.25
 ) -> np.ndarray:
     """(C, *box shape) float32 class probabilities of the serving model for the voxels of ``box``.
 
     ``overlap`` is the sliding windows'; 0 takes a third of the windows of the default 0.25 on a 128^3 CT
     box (seams between windows matter little to a prior that is blended with the scribbles and cut).
-    ``window`` caps the windows (default the prior spec's ROI); a box that fits in it is one forward pass.
     """
     outer = grow(box, mm_to_voxels(context_mm, volume.spacing_mm), volume.shape)
     crop = volume.crop(outer)
     image = MetaTensor(torch.from_numpy(np.ascontiguousarray(crop.array, dtype=np.float32))[None], affine=crop.affine)
     image = in_memory_transforms(predictor.spec)({"image": image})["image"]
-    prob = predictor.probabilities(image, device, overlap, window).cpu()
+    prob = predictor.probabilities(image, device, overlap).cpu()
     prob = MetaTensor(prob, affine=image.affine)
     resampled = SpatialResample(mode="bilinear", padding_mode="border", align_corners=True)(
         prob, dst_affine=torch.as_tensor(crop_affine(volume.affine, box)), spatial_size=box_shape(box)
@@ -61,16 +59,16 @@ class PriorCache:
         self._lock = threading.Lock()
 
     def get(self, predictor: Predictor, image_path: str, volume: Volume, box: Box, context_mm: float,
-            device: torch.device, overlap: float, window: tuple[int, int, int] | None = None) -> np.ndarray:
+            device: torch.device, overlap: float) -> np.ndarray:
         predictor.network(device)  # picks up newly promoted weights before the stamp is read
         stat = os.stat(image_path)
         key = (os.path.realpath(image_path), stat.st_size, stat.st_mtime_ns, predictor.store.serving_stamp(),
-               context_mm, str(device), overlap, window)
+               context_mm, str(device), overlap)
         with self._lock:
             if key == self._key and all(c.start <= b.start and b.stop <= c.stop for b, c in zip(box, self._box)):
                 inner = tuple(slice(b.start - c.start, b.stop - c.start) for b, c in zip(box, self._box))
                 return self._prob[(slice(None), *inner)]
-        prob = probabilities_in_box(predictor, volume, box, context_mm, device, overlap, window)
+        prob = probabilities_in_box(predictor, volume, box, context_mm, device, overlap)
         prob.flags.writeable = False
         with self._lock:
             self._key, self._box, self._prob = key, box, prob

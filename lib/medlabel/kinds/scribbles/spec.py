@@ -26,9 +26,6 @@ class ScribblesSpec(BaseSpec):
     margin_mm: float = Field(20.0, gt=0.0)  # work box: the scribbles' bounding box grown by this
     context_mm: float = Field(24.0, ge=0.0)  # extra image the model sees around the work box
     overlap: float = Field(0.0, ge=0.0, lt=1.0)  # the prior's sliding-window overlap (0: fewest windows)
-    # the prior's largest window (model voxels): a 128^3 CT box with its context is then one forward pass,
-    # 2.8x faster than the prior's 48^3 training-size windows and with more context (fully convolutional)
-    prior_window: tuple[int, int, int] = (96, 96, 224)
     cut_voxels: int = Field(300_000, ge=4096)  # larger boxes are cut on a coarser grid (latency)
 
     @model_validator(mode="before")

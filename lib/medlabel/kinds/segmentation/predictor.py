@@ -54,11 +54,9 @@ class Predictor:
     def logits(self, image: torch.Tensor, network: torch.nn.Module, device: torch.device) -> torch.Tensor:
         return sliding_window_logits(image, network, self.spec, device)
 
-    def probabilities(self, image: torch.Tensor, device: torch.device, overlap: float = 0.25,
-                      roi: tuple[int, ...] | None = None) -> torch.Tensor:
-        """(C, X, Y, Z) softmax probabilities from the serving weights (windows up to ``roi``, default the spec's)."""
-        logits = sliding_window_logits(image, self.network(device), self.spec, device, overlap, roi)
-        return torch.softmax(logits, dim=0)
+    def probabilities(self, image: torch.Tensor, device: torch.device, overlap: float = 0.25) -> torch.Tensor:
+        """(C, X, Y, Z) softmax probabilities from the serving weights."""
+        return torch.softmax(sliding_window_logits(image, self.network(device), self.spec, device, overlap), dim=0)
 
     def sampled_probabilities(self, image: torch.Tensor, device: torch.device, samples: int) -> torch.Tensor:
         """Mean of ``samples`` stochastic predictions: MC dropout, or flip test-time augmentation without dropout."""
@@ -82,8 +80,7 @@ class Predictor:
 
 @torch.no_grad()
 def sliding_window_logits(
-    image: torch.Tensor, network: torch.nn.Module, spec: ModelSpec, device: torch.device, overlap: float = 0.25,
-    roi: tuple[int, ...] | None = None,
+    image: torch.Tensor, network: torch.nn.Module, spec: ModelSpec, device: torch.device, overlap: float = 0.25
 ) -> torch.Tensor:
     """(C, X, Y, Z) logits for a (1, X, Y, Z) image by Gaussian-weighted sliding windows (AMP on CUDA).
 
@@ -91,7 +88,7 @@ def sliding_window_logits(
     demo CT 180 MB less peak memory than the default layout, and no slower). The input is a plain tensor:
     MetaTensor's per-operation bookkeeping made channels-last windows several times slower.
     """
-    window = window_size(image.shape[1:], roi or spec.roi_size, spec.network.downsampling)
+    window = window_size(image.shape[1:], spec.roi_size, spec.network.downsampling)
     x = torch.as_tensor(image)[None].to(device).contiguous(memory_format=torch.channels_last_3d)
     with autocast(device):
         if all(w >= s for w, s in zip(window, image.shape[1:])):
