@@ -27,8 +27,7 @@ def octants(source: Source):
         start = np.array(corner) * half
         stop = np.where(np.array(corner) == 1, shape, half)
         index = tuple(slice(a, b) for a, b in zip(start, stop))
-        affine = source.affine.copy()
-        affine[:3, 3] = source.affine[:3, :3] @ start + source.affine[:3, 3]
+        affine = source.affine_at(start)
         suffix = "subvolume_" + "".join(f"{'xyz'[i]}{c}" for i, c in enumerate(corner))
         yield suffix, source.image[index], source.labels[index], affine
 

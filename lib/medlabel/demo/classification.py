@@ -37,8 +37,7 @@ def tiles(source: Source, tile: int, slice_step: int, first_slice: int):
     for k in range(first_slice, nz, slice_step):
         for i in range(0, nx - tile + 1, tile):
             for j in range(0, ny - tile + 1, tile):
-                affine = source.affine.copy()
-                affine[:3, 3] = source.affine[:3, :3] @ np.array([i, j, k]) + source.affine[:3, 3]
+                affine = source.affine_at((i, j, k))
                 yield k, i, j, source.image[i:i + tile, j:j + tile, k:k + 1], source.labels[i:i + tile, j:j + tile, k], affine
 
 
@@ -54,7 +53,6 @@ SETS = {
     "liver-tiles": (lits_117, 32, 16, 4, liver_classes, "multi-label: liver, tumour"),
     "brain-tiles": (mni152, 64, 24, 10, brain_classes, "single-label: brain, no_brain"),
 }
-
 
 
 def _write(out: Path, name: str, images: Iterable[tuple[str, np.ndarray, np.ndarray, list[str], str]]) -> int:
@@ -86,8 +84,7 @@ def cubes(source: Source, size: int):
         for j in range(0, ny - size + 1, size):
             for k in range(0, nz - size + 1, size):
                 index = (slice(i, i + size), slice(j, j + size), slice(k, k + size))
-                affine = source.affine.copy()
-                affine[:3, 3] = source.affine[:3, :3] @ np.array([i, j, k]) + source.affine[:3, 3]
+                affine = source.affine_at((i, j, k))
                 split = "train" if (k // size) % 2 == 0 else "heldout"
                 yield (f"{source.name}_cube_i{i:03d}_j{j:03d}_k{k:03d}", source.image[index], affine,
                        cube_classes(source.labels[index]), split)
@@ -96,8 +93,7 @@ def cubes(source: Source, size: int):
 def whole_slices(source: Source, ks: range, body_part: str):
     """Whole axial slices as (X, Y, 1) images with one body part; alternate slices train and are held out."""
     for n, k in enumerate(ks):
-        affine = source.affine.copy()
-        affine[:3, 3] = source.affine[:3, :3] @ np.array([0, 0, k]) + source.affine[:3, 3]
+        affine = source.affine_at((0, 0, k))
         yield (f"{source.name}_slice_k{k:03d}", source.image[:, :, k:k + 1], affine, [body_part],
                "train" if n % 2 == 0 else "heldout")
 

@@ -27,6 +27,13 @@ class Source:
     origin: str
     licence: str
 
+    def affine_at(self, start) -> np.ndarray:
+        """The affine of a sub-array of this volume whose first voxel is ``start`` (i, j, k): a tile, cube,
+        slice or octant keeps its place in the scanner's space."""
+        affine = self.affine.copy()
+        affine[:3, 3] = self.affine[:3, :3] @ np.asarray(start) + self.affine[:3, 3]
+        return affine
+
 
 def read_mrc(path: Path) -> np.ndarray:
     """An MRC volume as an (x, y, z) array: 1024-byte header (nx, ny, nz, mode, ..., extended size at word 23)."""

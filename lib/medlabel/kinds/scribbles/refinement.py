@@ -9,8 +9,8 @@ parts are the ``scribbles`` package; this module decides where to work and with 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -168,11 +168,9 @@ def refine(
         unary = make_iseg_unary(np.clip(prob, 0.0, 1.0), fg, bg, likelihood=likelihood, alpha=spec.alpha)
         t_likelihood = time.perf_counter()
         local, factor = cut(image, unary, fg, bg, volume.spacing_mm, spec.lamda, spec.cut_voxels)
+    label = empty_label(volume.shape)
     if scribbles.roi is None and scribbles.current is not None and scribbles.current.any():
-        label = empty_label(volume.shape)
         label[...] = scribbles.current
-    else:
-        label = empty_label(volume.shape)
     label[box] = local
     end = time.perf_counter()
     seconds = {"prior": t_prior - t0, "likelihood": t_likelihood - t_prior, "cut": end - t_likelihood}
