@@ -94,8 +94,9 @@ class AtssRetinaNetDetector(RetinaNetDetector):
 def build_detector(spec: DetectionSpec, network: RetinaNet, *, score_threshold: float | None = None) -> RetinaNetDetector:
     """RetinaNetDetector around ``network``: anchors, ATSS matching and hard negatives for training; sliding
     windows of ``roi_size``, score threshold and NMS for inference. Boxes are MONAI voxel boxes."""
+    strides = head_strides(spec)
     anchors = AnchorGeneratorWithAnchorShape(
-        feature_map_scales=tuple(s // head_strides(spec)[0] for s in head_strides(spec)),
+        feature_map_scales=tuple(s // strides[0] for s in strides),
         base_anchor_shapes=anchor_shapes_voxels(spec),
     )
     detector = AtssRetinaNetDetector(network=network, anchor_generator=anchors)

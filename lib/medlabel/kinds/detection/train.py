@@ -8,7 +8,7 @@ engine's default network-then-loss step), box-aware data loading and a CPM valid
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
