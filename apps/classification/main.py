@@ -8,6 +8,10 @@ from medlabel.app import medlabel_app
 from medlabel.kinds.classification.spec import ClassificationSpec, ClassifierNetwork
 from medlabel.spec import CTWindow, TrainSpec, ZScore
 
+LIVER_WINDOW = CTWindow(hu_min=-175, hu_max=250)
+RESNET_2D = ClassifierNetwork(arch="resnet", widths=(16, 32, 64, 128), dropout=0.2)
+RESNET_3D = ClassifierNetwork(arch="resnet", widths=(8, 16, 32, 64), dropout=0.2)  # smaller: 3D costs more
+
 ClassificationApp = medlabel_app(
     name="medlabel-classification",
     description="Image- and volume-level classification with explanation maps and continual learning",
@@ -19,8 +23,8 @@ ClassificationApp = medlabel_app(
             multi_label=True,
             dims=2,
             input_size=(32, 32),
-            intensity=CTWindow(hu_min=-175, hu_max=250),
-            network=ClassifierNetwork(arch="resnet", widths=(16, 32, 64, 128), dropout=0.2),
+            intensity=LIVER_WINDOW,
+            network=RESNET_2D,
             train=TrainSpec(max_epochs=20, iterations_per_epoch=20, batch_size=16, learning_rate=2e-3),
         ),
         ClassificationSpec(
@@ -30,7 +34,7 @@ ClassificationApp = medlabel_app(
             dims=2,
             input_size=(48, 48),
             intensity=ZScore(),
-            network=ClassifierNetwork(arch="resnet", widths=(16, 32, 64, 128), dropout=0.2),
+            network=RESNET_2D,
             train=TrainSpec(max_epochs=20, iterations_per_epoch=20, batch_size=16, learning_rate=2e-3),
         ),
         ClassificationSpec(
@@ -40,8 +44,8 @@ ClassificationApp = medlabel_app(
             multi_label=True,
             dims=3,
             input_size=(48, 48, 48),
-            intensity=CTWindow(hu_min=-175, hu_max=250),
-            network=ClassifierNetwork(arch="resnet", widths=(8, 16, 32, 64), dropout=0.2),
+            intensity=LIVER_WINDOW,
+            network=RESNET_3D,
             train=TrainSpec(max_epochs=20, iterations_per_epoch=10, batch_size=4, learning_rate=1e-3),
         ),
         ClassificationSpec(
@@ -51,8 +55,8 @@ ClassificationApp = medlabel_app(
             multi_label=True,
             dims=3,
             input_size=(32, 32, 32),  # cubes of 24^3 voxels, upsampled: at 24^3 and 2e-3 it did not learn
-            intensity=CTWindow(hu_min=-175, hu_max=250),
-            network=ClassifierNetwork(arch="resnet", widths=(8, 16, 32, 64), dropout=0.2),
+            intensity=LIVER_WINDOW,
+            network=RESNET_3D,
             train=TrainSpec(max_epochs=20, iterations_per_epoch=10, batch_size=8, learning_rate=1e-3),
         ),
         ClassificationSpec(
@@ -62,7 +66,7 @@ ClassificationApp = medlabel_app(
             dims=2,
             input_size=(64, 64),
             intensity=ZScore(),
-            network=ClassifierNetwork(arch="resnet", widths=(16, 32, 64, 128), dropout=0.2),
+            network=RESNET_2D,
             train=TrainSpec(max_epochs=20, iterations_per_epoch=10, batch_size=16, learning_rate=2e-3),
         ),
     ],
