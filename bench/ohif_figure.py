@@ -4,7 +4,7 @@ Builds the demo data, writes the CT sub-volumes as DICOM series into a fresh Ort
 its DICOMweb URL, submits the ground-truth labels of the other sub-volumes that contain liver (stored in Orthanc as DICOM SEG),
 trains ``liver_ct`` once, and then runs the OHIF flow of tests/browser (open the study list, MONAI Label
 mode, connect, Next Sample, Run) in headless Chromium, saving the window as the figure. The two
-sub-volumes left unlabelled are the held-out ones of tests/system/test_segmentation_loop.py.
+sub-volumes left unlabelled are the held-out ones of tests/system/test_continual_loop.py.
 
     scripts/install-orthanc.sh && scripts/install-browser.sh
     MONAI_LABEL_TRACKING_ENABLED=false .venv/bin/python bench/ohif_figure.py --epochs 12 --out docs/ohif.png

@@ -1,10 +1,15 @@
-"""Continual learning with the Slicer module's client: label history, retraining that fires by itself,
-gated promotion (a bad training is not promoted), versions and rollback, and restart safety."""
+"""The foundation loop and continual learning with the Slicer module's client, on real CT: info, next
+sample, infer on the image's grid, labels, retraining that fires by itself, held-out Dice that rises, the
+uncertainty strategy under the new model, label history, gated promotion (a bad training is not
+promoted), versions and rollback, and restart safety. One test holds the whole loop so that its first,
+expensive training round is paid once."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +26,16 @@ pytestmark = pytest.mark.system
 TRAIN = ["lits117_subvolume_x0y0z0", "lits117_subvolume_x1y0z0", "lits117_subvolume_x0y1z0", "lits117_subvolume_x0y0z1"]
 HELD_OUT = ["lits117_subvolume_x1y1z0", "lits117_subvolume_x1y0z1"]
 LABEL_INFO = {"label_info": [{"name": "liver", "idx": 1}, {"name": "tumour", "idx": 2}]}
+
+
+def same_grid(result: str, image: Path) -> bool:
+    a, b = sitk.ReadImage(result), sitk.ReadImage(str(image))
+    return (
+        a.GetSize() == b.GetSize()
+        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-3)
+        and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=1e-4)
+        and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-4)
+    )
 
 
 def versions(url: str, name: str = "liver_ct") -> dict:
@@ -41,6 +56,18 @@ def test_labels_flow_back_and_the_model_improves_only_when_validation_agrees(
         return [liver_dice(annotator.infer("liver_ct", i, {"result_extension": ".nrrd"})[0], truth / f"{i}.nii.gz")
                 for i in HELD_OUT]
 
+    info = annotator.info()
+    assert isinstance(info["labels"], list) and {"liver", "tumour"} <= set(info["labels"])
+    assert info["models"]["liver_ct"]["type"] == "segmentation"
+    first = annotator.next_sample("first", {})
+    assert first["id"] == sorted(p.name.removesuffix(".nii.gz") for p in studies.glob("*.nii.gz"))[0]
+
+    # the result as Slicer loads it: uint8 NRRD on the image's own grid, with the stage latencies
+    result, params = annotator.infer("liver_ct", HELD_OUT[0], {"result_extension": ".nrrd", "result_dtype": "uint8"})
+    assert result.endswith(".nrrd") and sitk.ReadImage(result).GetPixelID() == sitk.sitkUInt8
+    assert same_grid(result, studies / f"{HELD_OUT[0]}.nii.gz")
+    assert set(params["latencies"]) >= {"pre", "infer", "restore", "write", "total"}
+
     before = held_out_dice()
     assert versions(server.url)["serving"] == 0
 
@@ -50,17 +77,31 @@ def test_labels_flow_back_and_the_model_improves_only_when_validation_agrees(
         annotator.infer("liver_ct", image_id, {})  # the prediction the label corrects
         answers.append(annotator.save_label(image_id, str(truth / f"{image_id}.nii.gz"), "final", LABEL_INFO))
     assert [a["retrain"] for a in answers] == ["1/4 new labels", "2/4 new labels", "3/4 new labels", "queued"]
+    assert annotator.datastore()["objects"][TRAIN[0]]["labels"]["final"]["info"]["label_info"] == \
+        LABEL_INFO["label_info"]
     status = wait_for_training(annotator)
     assert status["status"] == "DONE", status
+    stats = json.loads((server.model_dir / "liver_ct" / "train" / "train_stats.json").read_text())
+    assert stats["version"] == 1 and stats["labelled_images"] == 4 and stats["gate"]["promoted"], stats["gate"]
+    assert {"val_dice_liver", "val_dice_tumour"} <= set(stats["eval"]["metrics"])  # validation Dice per label
     v = versions(server.url)
     assert v["serving"] == 1, v
     record = v["versions"][1]
     assert record["parent"] == 0 and record["labelled_images"] == 4 and record["metrics"]["gate_images"] >= 1
     after = held_out_dice()
     print(f"held-out liver Dice: untrained {before}, version 1 {after}")
+    # the untrained model already overlaps these liver-rich octants by chance (Dice about 0.67)
     assert np.mean(after) > np.mean(before) + 0.1 and min(after) > 0.78
     info = annotator.info()
     assert info["models"]["liver_ct"]["version"] == 1 and info["continual"]["retrain_after"] == 4
+
+    # the strategy now ranks the remaining unlabeled images under the trained model
+    picked = annotator.next_sample("uncertainty", {})
+    assert picked["id"] not in TRAIN and picked["uncertainty_liver_ct"]["version"] == 1
+    objects = annotator.datastore()["objects"]
+    scores = {i: o["image"]["info"]["uncertainty_liver_ct"]["score"] for i, o in objects.items() if i not in TRAIN}
+    assert len(scores) == 4 and picked["id"] == max(scores, key=scores.get)  # the top one, not one past top-k
+    assert len(set(scores.values())) == 4  # real, distinct scores
 
     # label history: a second annotator's label is a new version; the first stays retrievable
     image_id = TRAIN[1]  # a training-split image (TRAIN[0] is the validation image)
