@@ -131,3 +131,34 @@ def test_slicer_client_classifies_explains_and_learns(demo_data, start_server, s
     assert client.datastore()["objects"][picked["id"]]["image"]["info"]["uncertainty_liver_tiles"]["version"] == 1
     lap("next sample under version 1")
     print(f"total {sum(clock.values()):.0f} s; training {stats.get('total_time')}, val curve {stats.get('val_curve')}")
+
+
+def test_volume_and_radiograph_models_classify_through_the_server(demo_data, start_server, slicer_client_class,
+                                                                  tmp_path):
+    """The 3D cube model and the 2D body-part model served side by side: each answers probabilities and a map
+    on its input's own grid (a 24^3 CT cube; a real chest radiograph), and a volume sent to the 2D model is
+    refused with a message that says why."""
+    cubes, body = demo_data / "studies" / "liver-cubes", demo_data / "studies" / "body-part"
+    cube_truth = json.loads((demo_data / "groundtruth" / "liver-cubes" / "labels.json").read_text())
+    studies = tmp_path / "mixed"
+    studies.mkdir()
+    cube = sorted(i for i, t in cube_truth.items() if t["split"] == "heldout" and "tumour" in t["classes"])[0]
+    shutil.copy(cubes / f"{cube}.nii.gz", studies)
+    shutil.copy(body / "dicom_RG1_UNCI.nii.gz", studies)
+    server = start_server("classification", studies, models="liver_cubes,body_part", retrain_after="0")
+    client = slicer_client_class.MONAILabelClient(server.url, tmpdir=str(tmp_path), client_id="test-annotator")
+    models = client.info()["models"]
+    assert models["liver_cubes"]["type"] == models["body_part"]["type"] == "classification"
+
+    result, params = client.infer("liver_cubes", cube, {"result_extension": ".nrrd"})
+    assert set(params["classes"]) == {"liver", "tumour"} and params["explanation"]["method"] == "gradcam"
+    assert same_grid(result, studies / f"{cube}.nii.gz") and sitk.ReadImage(result).GetSize() == (24, 24, 24)
+
+    result, params = client.infer("body_part", "dicom_RG1_UNCI", {"result_extension": ".nrrd"})
+    assert set(params["classes"]) == {"head", "trunk"}
+    assert abs(sum(params["classes"].values()) - 1) < 1e-4 and params["predicted"] in (["head"], ["trunk"])
+    assert same_grid(result, studies / "dicom_RG1_UNCI.nii.gz")
+
+    answer = requests.post(f"{server.url}/infer/body_part", params={"image": cube, "output": "json"}, timeout=60)
+    assert 400 <= answer.status_code < 500 and "2D model cannot classify" in answer.text, answer.text
+    assert requests.get(f"{server.url}/info/", timeout=10).status_code == 200  # still serving

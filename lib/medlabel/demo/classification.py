@@ -9,8 +9,9 @@
 - ``liver-cubes``: 24^3-voxel cubes of the real LiTS CT (a 5x5x5 grid), volume-level multi-label
   ``liver`` (at least 5% liver) and ``tumour`` (at least 50 tumour voxels), for a 3D classifier.
 - ``body-part``: whole axial slices, single-label ``head`` (MNI152 T1) or ``trunk`` (LiTS CT) for
-  training, plus the only real CT slices that ship with pydicom (two head CTs, one chest CT crop),
-  kept apart as split ``real``: a real-data check of three images, not a benchmark.
+  training, plus real DICOM images of other patients that ship with pydicom and pydicom-data (two head
+  CTs, a chest CT crop, an abdominal MR slice, a PA chest radiograph), kept apart as split ``real``: a
+  real-data check of five images, not a benchmark.
 
 Each tile is an (X, Y, 1) NIfTI that keeps its place in the volume (the slice's affine, shifted), so
 a map on it overlays on the source volume too. ``groundtruth/<set>/labels.json`` holds every image's
@@ -98,21 +99,44 @@ def whole_slices(source: Source, ks: range, body_part: str):
                "train" if n % 2 == 0 else "heldout")
 
 
-# The real CT slices that ship with pydicom 2.4.5 (pydicom-data, with its radiographs, is not installed here).
-DICOM_SLICES = {
+# The real images that ship inside PyPI packages: pydicom's own test files and pydicom-data's.
+REAL_DICOM = {
     "CT_small.dcm": ("trunk", "chest CT slice around a thoracic vertebra (aorta, lung), 128x128, downsized by "
                               "pydicom from NEMA WG04 'CT1_UNC'"),
     "J2K_pixelrep_mismatch.dcm": ("head", "head CT slice at the skull base, 512x512, JPEG 2000 (pydicom issue 1149)"),
     "693_J2KI.dcm": ("head", "head CT slice, 512x512, JPEG 2000, patient ID CQ500-CT-310 (the CQ500 head CT set; "
                              "pydicom issue 693)"),
+    "RG1_UNCI.dcm": ("trunk", "PA chest radiograph (CR, 1955x1841, MONOCHROME1; NEMA WG04 'RG1'), from pydicom-data, "
+                              "stored at a quarter of its resolution"),
+    "MR-SIEMENS-DICOM-WithOverlays.dcm": ("trunk", "axial abdominal MR slice through liver and kidneys (484x484), "
+                                                   "from pydicom-data"),
 }
 
 
-def dicom_hu(path: Path) -> np.ndarray:
-    """A CT slice in HU as a (columns, rows) = (x, y) array.
+def real_dicom(name: str) -> Path:
+    """A real DICOM test file from pydicom or pydicom-data, found in the installed packages.
 
+    ``pydicom.data.get_testdata_file`` would find both, but pydicom 2.4.5 looks up pydicom-data through
+    ``pkg_resources``, which recent environments lack, so the two package folders are searched directly.
+    """
+    from importlib.resources import files
+
+    for package, folder in (("pydicom.data", "test_files"), ("data_store", "data")):
+        try:
+            path = Path(str(files(package) / folder / name))
+        except ModuleNotFoundError:
+            continue
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{name} is in neither pydicom's test files nor pydicom-data; run scripts/bootstrap.sh")
+
+
+def dicom_pixels(path: Path, downsample: int = 1) -> np.ndarray:
+    """A single-frame slice as a (columns, rows) = (x, y) float array in the modality's units (HU on CT).
+
+    MONOCHROME1 (radiographs: dense is dark) is inverted so that dense is bright, as in every other image.
     pydicom 2.4.5 overflows on signed JPEG 2000 with Pillow as the decoder; Pillow itself returns the
-    signed values shifted by 2^15, which is undone here before the rescale.
+    signed values shifted by 2^15, which is undone here before the rescale. ``downsample`` averages blocks.
     """
     import pydicom
     from pydicom.encaps import generate_pixel_data_frame
@@ -126,21 +150,35 @@ def dicom_hu(path: Path) -> np.ndarray:
 
         frame = next(generate_pixel_data_frame(ds.PixelData))
         raw = np.asarray(Image.open(io.BytesIO(frame))).astype(np.int32) - 2**15
-    return np.asarray(apply_modality_lut(raw, ds), dtype=np.float32).T
+    values = np.asarray(apply_modality_lut(raw, ds), dtype=np.float32)
+    if ds.PhotometricInterpretation == "MONOCHROME1":
+        values = values.max() + values.min() - values
+    if downsample > 1:
+        rows, columns = (n - n % downsample for n in values.shape)
+        values = values[:rows, :columns].reshape(rows // downsample, downsample, columns // downsample,
+                                                 downsample).mean(axis=(1, 3))
+    return values.T
 
 
 def dicom_slices():
-    """The pydicom CT slices as (X, Y, 1) images with an axial LPS -> RAS affine from pixel spacing and position."""
+    """The real DICOM slices as (X, Y, 1) images with an axial LPS -> RAS affine from pixel spacing and position.
+
+    A radiograph has no patient position; where a file states no spacing, or 0 (``RG1_UNCI`` does), 1 mm
+    per stored pixel is assumed: the classifier resizes whole images, so only the overlay's scale depends on it.
+    """
     import pydicom
 
-    for name, (body_part, _) in DICOM_SLICES.items():
-        path = Path(pydicom.data.get_testdata_file(name))
+    for name, (body_part, _) in REAL_DICOM.items():
+        path = real_dicom(name)
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-        row_spacing, column_spacing = (float(v) for v in ds.PixelSpacing)  # along y, along x
+        downsample = -(-max(int(ds.Rows), int(ds.Columns)) // 512)  # at most 512 pixels a side
+        spacing = [float(v) for v in ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or (1.0, 1.0)]
+        row_spacing, column_spacing = (v * downsample if v > 0 else float(downsample) for v in spacing)
         position = [float(v) for v in ds.get("ImagePositionPatient", (0, 0, 0))]
         affine = np.diag([-column_spacing, -row_spacing, float(ds.get("SliceThickness") or 1.0), 1.0])
         affine[:3, 3] = (-position[0], -position[1], position[2])
-        yield f"dicom_{path.stem}", np.round(dicom_hu(path))[:, :, None].astype(np.int16), affine, [body_part], "real"
+        pixels = np.round(dicom_pixels(path, downsample))[:, :, None].astype(np.int16)
+        yield f"dicom_{path.stem}", pixels, affine, [body_part], "real"
 
 
 def body_part_images(mni: Source, lits: Source):
@@ -166,14 +204,15 @@ def build(out: Path) -> dict[str, int]:
                  "tumour >= 50 voxels) from the reference labels; cubes of alternate 24-slice slabs are train / "
                  "held out.\n")
     counts["body-part"] = _write(out, "body-part", body_part_images(mni, lits))
-    dicom = "\n".join(f"  - `{name}` ({part}): {what}" for name, (part, what) in DICOM_SLICES.items())
+    dicom = "\n".join(f"  - `{name}` ({part}): {what}" for name, (part, what) in REAL_DICOM.items())
     notes.append(
         "## body-part\n\n- Sources: whole axial slices of the MNI152 T1 template (`head`; "
         f"{mni.licence}) and of LiTS case 117 (`trunk`; {lits.licence}), alternate slices train / held out; and, "
-        "as split `real` in `groundtruth/body-part/labels.json`, the three real CT slices that ship as test files "
-        "in the PyPI package pydicom 2.4.5 (package licence MIT; NEMA WG04 sample data; CQ500 data: CC BY-NC-SA "
-        f"4.0):\n{dicom}\n- Few images: a real-data check of three CT slices, not a benchmark. The training slices "
-        "are MR heads and CT trunks, so modality and body part go together there.\n")
+        "as split `real` in `groundtruth/body-part/labels.json`, real slices of other patients, modalities and "
+        "devices that ship as test files in the PyPI packages pydicom 2.4.5 and pydicom-data 1.0.0 (package licence "
+        f"MIT; NEMA WG04 sample data; CQ500 data: CC BY-NC-SA 4.0):\n{dicom}\n- Few images: a real-data check, not a "
+        "benchmark. The training slices are MR heads and CT trunks, so modality and body part go together there; the "
+        "real CT heads, MR abdomen and radiograph test exactly that.\n")
     with open(out / "SOURCES.md", "a", encoding="utf-8") as f:
         f.write("\n" + "\n".join(notes))
     return counts

@@ -49,7 +49,8 @@ class AsModelInput(MapTransform):
             while x.ndim - 1 > self.dims and 1 in x.shape[1:]:
                 x = x.squeeze(1 + list(x.shape[1:]).index(1))
             if x.ndim - 1 != self.dims:
-                raise ValueError(f"a {self.dims}D model cannot classify an image of voxel size {shape}")
+                wanted = "a single slice, voxel size (X, Y, 1)" if self.dims == 2 else "a volume"
+                raise ValueError(f"a {self.dims}D model cannot classify an image of voxel size {shape}: send {wanted}")
             if hasattr(x, "meta"):
                 x.meta["input_shape"] = shape
             d[key] = x
