@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,18 +21,8 @@ pytestmark = pytest.mark.system
 CLASSES = ("liver", "tumour")
 
 
-def same_grid(result: str, image: Path) -> bool:
-    a, b = sitk.ReadImage(result), sitk.ReadImage(str(image))
-    return (
-        a.GetSize() == b.GetSize()
-        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-3)
-        and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=1e-4)
-        and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-4)
-    )
-
-
 def test_slicer_client_classifies_explains_and_learns(demo_data, start_server, slicer_client_class, tmp_path,
-                                                      wait_for_training):
+                                                      wait_for_training, same_grid):
     studies = demo_data / "studies" / "liver-tiles"
     truth = json.loads((demo_data / "groundtruth" / "liver-tiles" / "labels.json").read_text())
     # every other tile of each split (32 + 32), so scoring and training stay short on a 2-core CPU
@@ -134,7 +123,7 @@ def test_slicer_client_classifies_explains_and_learns(demo_data, start_server, s
 
 
 def test_volume_and_radiograph_models_classify_through_the_server(demo_data, start_server, slicer_client_class,
-                                                                  tmp_path):
+                                                                  tmp_path, same_grid):
     """The 3D cube model and the 2D body-part model served side by side: each answers probabilities and a map
     on its input's own grid (a 24^3 CT cube; a real chest radiograph), and a volume sent to the 2D model is
     refused with a message that says why."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,16 +27,6 @@ HELD_OUT = ["lits117_subvolume_x1y1z0", "lits117_subvolume_x1y0z1"]
 LABEL_INFO = {"label_info": [{"name": "liver", "idx": 1}, {"name": "tumour", "idx": 2}]}
 
 
-def same_grid(result: str, image: Path) -> bool:
-    a, b = sitk.ReadImage(result), sitk.ReadImage(str(image))
-    return (
-        a.GetSize() == b.GetSize()
-        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-3)
-        and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=1e-4)
-        and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-4)
-    )
-
-
 def versions(url: str, name: str = "liver_ct") -> dict:
     r = requests.get(f"{url}/medlabel/models/{name}/versions", timeout=10)
     assert r.status_code == 200, r.text
@@ -45,7 +34,7 @@ def versions(url: str, name: str = "liver_ct") -> dict:
 
 
 def test_labels_flow_back_and_the_model_improves_only_when_validation_agrees(
-    demo_data, start_server, slicer_client_class, tmp_path, liver_dice, wait_for_training
+    demo_data, start_server, slicer_client_class, tmp_path, liver_dice, wait_for_training, same_grid
 ):
     studies, truth = demo_data / "studies" / "liver-ct", demo_data / "groundtruth" / "liver-ct"
     server = start_server("radiology", studies, models="liver_ct", retrain_after="4", max_epochs="12")
