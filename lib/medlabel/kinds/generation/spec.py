@@ -64,7 +64,7 @@ class Denoise(_Frozen):
 class SuperResolution(_Frozen):
     """Thick slices: each thick slice is the mean of ``factor`` consecutive thin slices along the k axis.
 
-    The network sees the thick volume interpolated (trilinear) back onto the thin grid and learns the
+    The network sees the thick volume interpolated (cubic spline) back onto the thin grid and learns the
     residual; the thin grid has ``factor`` times the slices, spacing / factor, and its first slice centre
     half a thick slice minus half a thin slice before the first thick slice centre.
     """
