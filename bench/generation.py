@@ -257,6 +257,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "medlabel-bench-generation")
     parser.add_argument("--part", choices=("all", "restoration", "synthesis", "cost"), default="all",
                         help="cost: restoration time and memory per volume only (version-0 networks cost the same)")
+    parser.add_argument("--restoration-models", default="ct_denoise,ct_superres", help="restoration: which to train")
     parser.add_argument("--seg-iterations", type=int, default=200, help="Adam steps of each segmenter")
     parser.add_argument("--pair-steps", type=int, default=0, help="DDIM steps of the synthetic pairs (0: the model's default)")
     args = parser.parse_args()
@@ -289,7 +290,8 @@ def main() -> None:
             for paths in (held_out, [full]):
                 restoration_table(spec, store, paths, [40.0] if isinstance(spec.degradation, Denoise) else levels)
         return
-    for spec, levels in specs if args.part != "synthesis" else []:
+    chosen = args.restoration_models.split(",")
+    for spec, levels in [s for s in specs if s[0].name in chosen] if args.part != "synthesis" else []:
         store = train(spec, studies, args.out / "models", args.epochs, RestorationTrain)
         restoration_table(spec, store, held_out, levels)
 
