@@ -89,7 +89,8 @@ def train(spec, studies: Path, models: Path, epochs: int, trainer_class) -> Mode
     datastore = CheckedLocalDatastore(str(studies), extensions=["*.nii.gz"])
     t0 = time.perf_counter()
     trainer_class(store, AppSettings())({"max_epochs": epochs, "multi_gpu": False}, datastore)
-    print(f"trained {spec.name}: up to {epochs} epochs (and max_minutes) in {time.perf_counter() - t0:.0f} s; serving v{store.serving_version()}")
+    print(f"trained {spec.name}: up to {epochs} epochs (and max_minutes) in {time.perf_counter() - t0:.0f} s; "
+          f"serving v{store.serving_version()}")
     return store
 
 
