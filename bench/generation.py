@@ -2,7 +2,8 @@
 synthesis time and memory per sample against the number of DDIM steps, on the real demo CT.
 
     python bench/generation.py [--part all|restoration|synthesis|cost] [--epochs 5] [--iterations 40]
-                               [--synth-epochs 4] [--out /tmp/medlabel-bench-generation]
+                               [--synth-epochs 10] [--synth-models DIR] [--seeds 3] [--skip-pairs]
+                               [--out /tmp/medlabel-bench-generation]
 
 Restoration models are trained exactly as the server trains them (``RestorationTrain`` on a local
 datastore of six demo octants); two octants are held out and never seen. The synthesis model is
@@ -28,6 +29,7 @@ import psutil
 import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
+from scipy.stats import wasserstein_distance
 from monai.losses import DiceCELoss
 from monai.networks.nets import UNet
 
@@ -87,7 +89,8 @@ def train(spec, studies: Path, models: Path, epochs: int, trainer_class) -> Mode
     datastore = CheckedLocalDatastore(str(studies), extensions=["*.nii.gz"])
     t0 = time.perf_counter()
     trainer_class(store, AppSettings())({"max_epochs": epochs, "multi_gpu": False}, datastore)
-    print(f"trained {spec.name}: {epochs} epochs in {time.perf_counter() - t0:.0f} s; serving v{store.serving_version()}")
+    print(f"trained {spec.name}: up to {epochs} epochs (and max_minutes) in {time.perf_counter() - t0:.0f} s; "
+          f"serving v{store.serving_version()}")
     return store
 
 
@@ -119,14 +122,30 @@ def restoration_table(spec: RestorationSpec, store: ModelStore, held_out: list[P
               f"{np.mean(times):.2f} | {np.mean(mems):.0f} |")
 
 
+def hu_distances(synthetic: np.ndarray, real: np.ndarray, labels: np.ndarray) -> list[float]:
+    """Per label (liver, tumour, background): |mean HU synthetic - mean HU real| and the 1D Wasserstein
+    distance between the two HU histograms inside the same mask (HU clipped to -200..300, the model's
+    window), i.e. the mean shift an intensity must move to turn one histogram into the other."""
+    out = []
+    for i in (1, 2, 0):
+        inside = labels == i
+        if not inside.any():
+            out += [np.nan, np.nan]
+            continue
+        a, b = np.clip(synthetic[inside], *SEG_WINDOW), np.clip(real[inside], *SEG_WINDOW)
+        out += [abs(a.mean() - b.mean()), wasserstein_distance(a, b)]
+    return out
+
+
 def synthesis_table(spec: SynthesisSpec, store: ModelStore, masks: list[Path], images: list[Path],
                     steps_list: list[int]) -> None:
-    """Time and memory per sample against DDIM steps; quality as the per-label HU statistics distance:
-    mean over labels of |mean HU synthetic - mean HU real| in the same mask (a simple feature distance)."""
+    """Time and memory per sample against DDIM steps; quality as per-label HU statistics distances to
+    the real image under the same held-out mask (``hu_distances``)."""
     synthesizer = Synthesizer(store)
     print(f"\n{spec.name} (v{store.serving_version()}) on {len(masks)} held-out masks\n")
-    print("| DDIM steps | s / sample | peak MiB | mean |ΔHU| per label (liver, tumour, background) |")
-    print("|---|---|---|---|")
+    print("| DDIM steps | s / sample | peak MiB | mean |ΔHU| liver, tumour, background "
+          "| HU histogram W1 liver, tumour, background |")
+    print("|---|---|---|---|---|")
     for steps in steps_list:
         times, mems, dists = [], [], []
         for mask_path, image_path in zip(masks, images):
@@ -135,10 +154,10 @@ def synthesis_table(spec: SynthesisSpec, store: ModelStore, masks: list[Path], i
                 hu = synthesizer.generate_hu(mask, steps, seed=0, device=torch.device("cpu"))
             times.append(m.seconds), mems.append(m.mib)
             real, labels = sitk.GetArrayFromImage(sitk.ReadImage(str(image_path))), sitk.GetArrayFromImage(mask)
-            dists.append([abs(hu[labels == i].mean() - real[labels == i].mean()) if (labels == i).any() else np.nan
-                          for i in (1, 2, 0)])
+            dists.append(hu_distances(hu, real, labels))
         d = np.nanmean(np.array(dists, dtype=float), axis=0)
-        print(f"| {steps} | {np.mean(times):.2f} | {np.mean(mems):.0f} | {d[0]:.0f}, {d[1]:.0f}, {d[2]:.0f} |")
+        print(f"| {steps} | {np.mean(times):.2f} | {np.mean(mems):.0f} | {d[0]:.0f}, {d[2]:.0f}, {d[4]:.0f} | "
+              f"{d[1]:.0f}, {d[3]:.0f}, {d[5]:.0f} |")
 
 
 # --- synthesis quality through a segmentation model -------------------------------------------------
@@ -185,13 +204,14 @@ def dice(net: torch.nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -
 
 
 def synthetic_pairs_table(synthesizer: Synthesizer, studies: Path, truth: Path, held_out: list[Path],
-                          steps: int, iterations: int) -> None:
+                          steps: int, iterations: int, seeds: int) -> None:
     """Synthesis judged by segmentation, both ways.
 
     Quality: a segmenter trained on the six real training octants, its Dice on the real held-out images
     against its Dice on images synthesised from the same held-out masks (equal Dice: the synthetic
     liver looks like liver to it). Usefulness: held-out Dice of a segmenter trained on two real octants,
     on those two plus synthetic images of the other four training masks, and on all six real ones.
+    Every segmenter is trained with ``seeds`` seeds (initialisation and flips): mean and spread.
     """
     def real(path: Path):
         return seg_pair(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), sitk.GetArrayFromImage(sitk.ReadImage(str(truth / path.name))))
@@ -200,34 +220,45 @@ def synthetic_pairs_table(synthesizer: Synthesizer, studies: Path, truth: Path, 
         mask = sitk.ReadImage(str(truth / path.name))
         return seg_pair(synthesizer.generate_hu(mask, steps, seed=0, device=torch.device("cpu")), sitk.GetArrayFromImage(mask))
 
+    def dices(pairs, test) -> str:
+        scores = [dice(train_segmenter(pairs, iterations, seed), test) for seed in range(seeds)]
+        return f"{np.mean(scores):.3f} ± {np.std(scores):.3f} ({', '.join(f'{s:.3f}' for s in scores)})"
+
     train_paths = sorted(studies.glob("*.nii.gz"))
     small = [p for p in train_paths if p.name.split(".")[0] in SMALL_REAL]
     others = [p for p in train_paths if p not in small]
     real_test = [real(p) for p in held_out]
+    synthetic_test = [synthetic(p) for p in held_out]
     all_real = train_segmenter([real(p) for p in train_paths], iterations)
     print(f"\nSynthesis judged by a whole-liver segmenter (3D UNet 8-16-32 on 2 mm volumes, {iterations} Adam steps; "
-          f"{steps} DDIM steps; Dice on the {len(held_out)} held-out octants)\n")
+          f"{steps} DDIM steps; Dice on the {len(held_out)} held-out octants; mean ± sd over {seeds} seeds)\n")
     print("| segmenter trained on | tested on | Dice |")
     print("|---|---|---|")
-    print(f"| 6 real octants | real held-out images | {dice(all_real, real_test):.3f} |")
-    print(f"| 6 real octants | synthetic images of the held-out masks | {dice(all_real, [synthetic(p) for p in held_out]):.3f} |")
+    print(f"| 6 real octants (seed 0) | real held-out images | {dice(all_real, real_test):.3f} |")
+    print(f"| 6 real octants (seed 0) | synthetic images of the held-out masks | {dice(all_real, synthetic_test):.3f} |")
     small_pairs = [real(p) for p in small]
     for name, pairs in ((f"{len(small)} real", small_pairs),
                         (f"{len(small)} real + {len(others)} synthetic", small_pairs + [synthetic(p) for p in others]),
                         (f"{len(small)} real + {len(others)} real", small_pairs + [real(p) for p in others])):
-        print(f"| {name} | real held-out images | {dice(train_segmenter(pairs, iterations), real_test):.3f} |")
+        print(f"| {name} | real held-out images | {dices(pairs, real_test)} |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5, help="restoration epochs")
     parser.add_argument("--iterations", type=int, default=40, help="restoration batches (of 4 crops) per epoch")
-    parser.add_argument("--synth-epochs", type=int, default=4, help="synthesis epochs")
-    parser.add_argument("--synth-iterations", type=int, default=20, help="synthesis batches (of 16 crops) per epoch")
+    parser.add_argument("--synth-epochs", type=int, default=10, help="synthesis epochs")
+    parser.add_argument("--synth-iterations", type=int, default=50, help="synthesis batches (of 16 slices) per epoch")
+    parser.add_argument("--synth-models", type=Path, default=None,
+                        help="keep the synthesis model here; if it already holds one, measure it without training")
+    parser.add_argument("--synth-minutes", type=float, default=10, help="synthesis training wall-clock cap")
+    parser.add_argument("--seeds", type=int, default=3, help="segmenter seeds per training set")
     parser.add_argument("--steps", default="5,10,25,50", help="DDIM steps to time")
+    parser.add_argument("--skip-pairs", action="store_true", help="synthesis: no segmentation tables")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "medlabel-bench-generation")
     parser.add_argument("--part", choices=("all", "restoration", "synthesis", "cost"), default="all",
                         help="cost: restoration time and memory per volume only (version-0 networks cost the same)")
+    parser.add_argument("--restoration-models", default="ct_denoise,ct_superres", help="restoration: which to train")
     parser.add_argument("--seg-iterations", type=int, default=200, help="Adam steps of each segmenter")
     parser.add_argument("--pair-steps", type=int, default=0, help="DDIM steps of the synthetic pairs (0: the model's default)")
     args = parser.parse_args()
@@ -244,7 +275,8 @@ def main() -> None:
     restoration_train = RESTORATION_TRAIN.model_copy(update={"max_epochs": args.epochs,
                                                              "iterations_per_epoch": args.iterations})
     synthesis_train = SMALL_TRAIN.model_copy(update={"max_epochs": args.synth_epochs,
-                                                     "iterations_per_epoch": args.synth_iterations})
+                                                     "iterations_per_epoch": args.synth_iterations,
+                                                     "max_minutes": args.synth_minutes})
     print(f"torch threads {torch.get_num_threads()}; {len(list(studies.glob('*.nii.gz')))} training octants")
 
     specs = [
@@ -259,7 +291,8 @@ def main() -> None:
             for paths in (held_out, [full]):
                 restoration_table(spec, store, paths, [40.0] if isinstance(spec.degradation, Denoise) else levels)
         return
-    for spec, levels in specs if args.part != "synthesis" else []:
+    chosen = args.restoration_models.split(",")
+    for spec, levels in [s for s in specs if s[0].name in chosen] if args.part != "synthesis" else []:
         store = train(spec, studies, args.out / "models", args.epochs, RestorationTrain)
         restoration_table(spec, store, held_out, levels)
 
@@ -269,11 +302,17 @@ def main() -> None:
             shutil.copy(truth / image.name, studies / "labels" / "final" / image.name)
         spec = SynthesisSpec(name="liver_synth", labels={"liver": 1, "tumour": 2},
                              network=DiffusionNetwork(channels=(16, 32, 64)), train=synthesis_train)
-        store = train(spec, studies, args.out / "models", args.synth_epochs, SynthesisTrain)
+        models = args.synth_models or args.out / "models"
+        if (models / spec.name).exists() and args.synth_models:
+            store = ModelStore(models, spec)
+            print(f"reused {spec.name} v{store.serving_version()} from {models}")
+        else:
+            store = train(spec, studies, models, args.synth_epochs, SynthesisTrain)
         synthesis_table(spec, store, [truth / p.name for p in held_out], held_out,
                         [int(s) for s in args.steps.split(",")])
-        synthetic_pairs_table(Synthesizer(store), studies, truth, held_out, args.pair_steps or spec.default_steps,
-                              args.seg_iterations)
+        if not args.skip_pairs:
+            synthetic_pairs_table(Synthesizer(store), studies, truth, held_out, args.pair_steps or spec.default_steps,
+                                  args.seg_iterations, args.seeds)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ GenerationApp = medlabel_app(
             description="CT generated from a liver/tumour mask (DDIM sampling; steps and seed are parameters)",
             labels={"liver": 1, "tumour": 2},
             spacing_mm=(2.0, 2.0, 2.0),
-            roi_size=(32, 32, 32),
+            roi_size=(32, 32),
             network=DiffusionNetwork(channels=(16, 32, 64)),
             default_steps=25,
             train=TRAIN,

@@ -26,7 +26,7 @@ def series_instances(orthanc, series_uid: str) -> list[pydicom.Dataset]:
 def test_restored_image_is_stored_as_a_derived_series_of_the_same_study(orthanc, start_server, slicer_client_class,
                                                                         demo_data, demo_dicom, tmp_path):
     source = demo_dicom[NAME]
-    server = start_server("generation", orthanc.dicomweb_url, models="ct_denoise,liver_synth")
+    server = start_server("generation", orthanc.dicomweb_url, models="ct_denoise,ct_superres,liver_synth")
     client = slicer_client_class.MONAILabelClient(server.url, tmpdir=str(tmp_path), client_id="test")
 
     result, params = client.infer("ct_denoise", source.series_uid, {"noise_level_hu": 20})
@@ -62,6 +62,17 @@ def test_restored_image_is_stored_as_a_derived_series_of_the_same_study(orthanc,
     objects = client.datastore()["objects"]
     assert derived["id"] in objects
     assert objects[derived["id"]]["image"]["info"]["generated"]["model"] == "ct_denoise"
+
+    # super-resolution: a derived series of the same study with twice the slices, half as far apart
+    result, params = client.infer("ct_superres", source.series_uid, {"scale_factor": 2})
+    thin = params["derived_image"]["id"]
+    assert thin not in (source.series_uid, derived["id"]) and thin in orthanc.series_uids("CT")
+    thin_instances = series_instances(orthanc, thin)
+    assert len(thin_instances) == 2 * len(source.files)
+    assert {ds.StudyInstanceUID for ds in thin_instances} == {source.study_uid}
+    z = sorted(float(ds.ImagePositionPatient[2]) for ds in thin_instances)
+    assert np.allclose(np.diff(z), sitk.ReadImage(result).GetSpacing()[2], atol=1e-3)
+    assert all("ct_superres v0" in ds.DerivationDescription for ds in thin_instances)
 
     # a synthetic pair: the generated series, and its mask as a DICOM SEG on that series
     mask = demo_data / "groundtruth" / "liver-ct" / f"{NAME}.nii.gz"

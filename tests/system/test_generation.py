@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 import requests
 import SimpleITK as sitk
+from scipy.ndimage import zoom
 
 pytestmark = pytest.mark.system
 
 HELD_OUT = "lits117_subvolume_x1y1z0"
 WINDOW = (-1000.0, 1000.0)  # the models' HU window; PSNR is measured in it, range 1
 NOISE_HU = 40.0
+SR_GAIN_DB = 0.1  # required gain of super-resolution over the cubic B-spline estimate it starts from
 
 
 def psnr_db(result: sitk.Image, clean: sitk.Image) -> float:
@@ -54,6 +56,18 @@ def thick_copy(clean: sitk.Image, factor: int) -> sitk.Image:
 def trilinear_baseline(thick: sitk.Image, clean: sitk.Image) -> sitk.Image:
     """The thick volume linearly interpolated onto the clean grid (edges clamped), as a radiologist's viewer would."""
     return sitk.Resample(thick, clean, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32, True)
+
+
+def cubic_baseline(thick: sitk.Image, clean: sitk.Image, factor: int) -> sitk.Image:
+    """Cubic B-spline interpolation along the slices (edges clamped): the estimate the model starts from.
+
+    ``grid_mode`` scales voxel edges, so each thick slice lands at the centre of the thin ones it averaged.
+    (SimpleITK's ``sitkBSpline`` resampling, with its own edge handling, reads 0.3 dB lower on this octant.)
+    """
+    hu = sitk.GetArrayFromImage(thick).astype(np.float32)  # (K, J, I)
+    out = sitk.GetImageFromArray(zoom(hu, (factor, 1, 1), order=3, mode="nearest", grid_mode=True).astype(np.float32))
+    out.CopyInformation(clean)
+    return out
 
 
 def test_restoration_models_learn_from_the_studies_and_beat_the_baselines(
@@ -119,9 +133,10 @@ def test_restoration_models_learn_from_the_studies_and_beat_the_baselines(
     assert thin.GetSize() == clean.GetSize()
     assert np.allclose(thin.GetOrigin(), clean.GetOrigin(), atol=1e-4)
     assert np.allclose(thin.GetSpacing(), clean.GetSpacing(), atol=1e-6)
-    baseline, restored_db = psnr_db(trilinear_baseline(thick, clean), clean), psnr_db(thin, clean)
-    print(f"super-resolution x2 PSNR trilinear {baseline:.2f} dB -> restored {restored_db:.2f} dB")
-    assert restored_db > baseline + 0.2
+    linear, cubic = psnr_db(trilinear_baseline(thick, clean), clean), psnr_db(cubic_baseline(thick, clean, 2), clean)
+    restored_db = psnr_db(thin, clean)
+    print(f"super-resolution x2 PSNR trilinear {linear:.2f} dB, cubic {cubic:.2f} dB -> restored {restored_db:.2f} dB")
+    assert restored_db > cubic + SR_GAIN_DB
     assert params["derived_image"]["id"] == "heldout_thick_ct_superres_v1_x2"
 
 

@@ -6,14 +6,12 @@ window is part of the measure, and figures are comparable only within one window
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from monai.data import Dataset
 from monai.metrics import PSNRMetric, SSIMMetric
 from monai.transforms import Compose, EnsureChannelFirstd, EnsureTyped, LoadImaged
-from scipy.ndimage import zoom
 
-from medlabel.kinds.generation.degrade import degrade_for_network, name_seed, thicken
+from medlabel.kinds.generation.degrade import degrade_for_network, name_seed, thicken, thin_slices
 from medlabel.kinds.generation.restore import restore_window, to_window
 from medlabel.kinds.generation.spec import Denoise, RestorationSpec
 
@@ -30,13 +28,6 @@ def ssim(restored: torch.Tensor, clean: torch.Tensor) -> float:
     return float(metric(restored.clamp(0, 1)[None], clean.clamp(0, 1)[None]).mean())
 
 
-def cubic_thin_slices(thick: torch.Tensor, factor: int) -> torch.Tensor:
-    """Cubic-spline interpolation along K onto the thin grid (the bicubic-style baseline), same geometry
-    as ``thin_slices``."""
-    out = zoom(thick.numpy(), (1, 1, 1, factor), order=3, mode="nearest", grid_mode=True)
-    return torch.from_numpy(out.astype(np.float32))
-
-
 def compare(restored: torch.Tensor, baselines: dict[str, torch.Tensor], clean: torch.Tensor) -> dict[str, float]:
     """``{"psnr": ..., "ssim": ..., "psnr_<baseline>": ..., "ssim_<baseline>": ...}``."""
     out = {"psnr": psnr(restored, clean), "ssim": ssim(restored, clean)}
@@ -47,10 +38,11 @@ def compare(restored: torch.Tensor, baselines: dict[str, torch.Tensor], clean: t
 
 
 def baselines(network_in: torch.Tensor, degraded: torch.Tensor, spec: RestorationSpec, level: float) -> dict:
-    """The estimates without a network: the noisy image; linear and cubic slice interpolation."""
+    """The estimates without a network: the noisy image; linear and cubic slice interpolation (the
+    network's own starting estimate is ``network_in[:1]``: the noisy image, or the cubic one)."""
     if isinstance(spec.degradation, Denoise):
         return {"noisy": network_in[:1]}
-    return {"trilinear": network_in[:1], "cubic": cubic_thin_slices(degraded, int(level))}
+    return {"trilinear": thin_slices(degraded, int(level)), "cubic": network_in[:1]}
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ class ResidualRestorer(torch.nn.Module):
     """``input[:, :1] + head(unet(input))``: the network learns what the baseline estimate misses.
 
     The head starts at zero, so an untrained model (version 0) returns the baseline itself (the noisy
-    image, or its trilinear slice interpolation) and the gate promotes only what beats that baseline.
+    image, or its cubic-spline slice interpolation) and the gate promotes only what beats that baseline.
     The UNet sees the image centred on the window and multiplied by ``scale`` and answers in those units:
     in plain window units the corrections (tens of HU in a 2000 HU window) are a few hundredths, and the
     UNet, without normalisation, learnt nothing from them in the first hundred steps (bench notes in

@@ -64,7 +64,7 @@ class Denoise(_Frozen):
 class SuperResolution(_Frozen):
     """Thick slices: each thick slice is the mean of ``factor`` consecutive thin slices along the k axis.
 
-    The network sees the thick volume interpolated (trilinear) back onto the thin grid and learns the
+    The network sees the thick volume interpolated (cubic spline) back onto the thin grid and learns the
     residual; the thin grid has ``factor`` times the slices, spacing / factor, and its first slice centre
     half a thick slice minus half a thin slice before the first thick slice centre.
     """
@@ -148,6 +148,8 @@ TRAIN_TIMESTEPS = 1000
 
 
 class DiffusionNetwork(_Frozen):
+    """A 2D ``DiffusionModelUNet`` without attention (fully convolutional): one axial slice at a time."""
+
     channels: tuple[int, ...] = (16, 32, 64)
     num_res_blocks: int = Field(1, ge=1)
 
@@ -155,14 +157,19 @@ class DiffusionNetwork(_Frozen):
 class SynthesisSpec(BaseSpec):
     """An image generator conditioned on a label mask: the pair (image, mask) can train other models.
 
-    ``spacing_mm`` is the grid the model generates on; ``roi_size`` the training crops (x, y, z).
-    Intensities are the HU window scaled to [-1, 1].
+    The model generates axial slices on a grid at ``spacing_mm``, each conditioned on its own mask slice
+    and ``context_slices`` mask slices either side (so a slice knows where the organ goes next); a
+    volume is its slices stacked. ``roi_size`` is the in-plane size of the training crops (x, y).
+    Intensities are the HU window scaled to [-1, 1]. ``prediction``: what the network predicts, the
+    added noise (``epsilon``) or the velocity (``v_prediction``, better behaved with few DDIM steps).
     """
 
     kind: Literal["generation"] = "generation"
     task: Literal["synthesis"] = "synthesis"
     spacing_mm: tuple[float, float, float] = (2.0, 2.0, 2.0)
-    roi_size: tuple[int, int, int] = (32, 32, 32)
+    roi_size: tuple[int, int] = (32, 32)
+    context_slices: int = Field(1, ge=0, le=4)
+    prediction: Literal["epsilon", "v_prediction"] = "v_prediction"
     window: HUWindow = HUWindow(hu_min=-200.0, hu_max=300.0)
     network: DiffusionNetwork = DiffusionNetwork()
     default_steps: int = Field(25, ge=1, le=TRAIN_TIMESTEPS)
@@ -178,5 +185,10 @@ class SynthesisSpec(BaseSpec):
 
     @property
     def multiple(self) -> int:
-        """Every size the UNet sees is a multiple of this (one halving per level after the first)."""
+        """Every in-plane size the UNet sees is a multiple of this (one halving per level after the first)."""
         return 2 ** (len(self.network.channels) - 1)
+
+    @property
+    def slab(self) -> int:
+        """Mask slices one generated slice is conditioned on."""
+        return 2 * self.context_slices + 1

@@ -1,9 +1,10 @@
-"""Synthesis training: the diffusion model learns CT crops given their masks (the datastore's final labels).
+"""Synthesis training: the diffusion model learns axial CT slices given their mask slabs (the datastore's
+final labels).
 
 The shared ``ContinualTrainTask`` gives fine-tuning, the fixed split, the gate and versions; this module
 swaps monailabel's supervised step for the diffusion step (noise at a random timestep, predict it).
-The gate's score is the denoising PSNR of the predicted noise on validation crops at fixed timesteps
-and noise (higher is better); sample quality is measured in ``bench/generation.py``.
+The gate's score is -10 log10 of the prediction MSE (the noise or velocity target) on validation slices at
+fixed timesteps and noise (higher is better); sample quality is measured in ``bench/generation.py``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from monai.transforms import (
     EnsureChannelFirstd,
     EnsureTyped,
     LoadImaged,
+    MapTransform,
     Orientationd,
     RandCropByPosNegLabeld,
+    RandFlipd,
     ScaleIntensityRanged,
     Spacingd,
     SpatialPadd,
@@ -48,19 +51,37 @@ def _prepare(spec: SynthesisSpec) -> list:
         Orientationd(KEYS, axcodes="RAS"),
         Spacingd(KEYS, pixdim=spec.spacing_mm, mode=("bilinear", "nearest")),
         ScaleIntensityRanged("image", a_min=w.hu_min, a_max=w.hu_max, b_min=-1.0, b_max=1.0, clip=True),
-        SpatialPadd(KEYS, spatial_size=spec.roi_size, mode="constant", value=-1.0),
+        SpatialPadd(KEYS, spatial_size=(*spec.roi_size, spec.slab), mode="constant", value=-1.0),
     ]
 
 
+class ToSlice(MapTransform):
+    """(1, X, Y, S) crops -> ``image`` (1, X, Y), the middle slice; ``label`` (S, X, Y), its mask slab."""
+
+    def __init__(self):
+        super().__init__(KEYS)
+
+    def __call__(self, data):
+        d = dict(data)
+        middle = d["image"].shape[-1] // 2
+        d["image"], d["label"] = d["image"][..., middle], d["label"][0].permute(2, 0, 1)
+        return d
+
+
 def train_transforms(spec: SynthesisSpec) -> Compose:
+    """Slabs of ``slab`` slices, two thirds centred on a labelled voxel; flips on every axis (the serving
+    grid follows the mask's own axes, which need not be RAS)."""
     return Compose([*_prepare(spec),
-                    RandCropByPosNegLabeld(KEYS, label_key="label", spatial_size=spec.roi_size, pos=0.67, neg=0.33,
-                                           num_samples=spec.train.samples_per_volume),
+                    RandCropByPosNegLabeld(KEYS, label_key="label", spatial_size=(*spec.roi_size, spec.slab), pos=0.67,
+                                           neg=0.33, num_samples=spec.train.samples_per_volume),
+                    *[RandFlipd(KEYS, prob=0.5, spatial_axis=a) for a in (0, 1, 2)],
+                    ToSlice(),
                     EnsureTyped(KEYS, dtype=torch.float32, track_meta=False)])
 
 
 def val_transforms(spec: SynthesisSpec) -> Compose:
-    return Compose([*_prepare(spec), CenterSpatialCropd(KEYS, roi_size=spec.roi_size),
+    """The central slab of each validation image."""
+    return Compose([*_prepare(spec), CenterSpatialCropd(KEYS, roi_size=(*spec.roi_size, spec.slab)), ToSlice(),
                     EnsureTyped(KEYS, dtype=torch.float32, track_meta=False)])
 
 
@@ -127,7 +148,7 @@ class SynthesisTrain(ContinualTrainTask):
                 with torch.no_grad():
                     loss = diffusion_loss(network, image, mask, spec, generator)
             # PSNR of (pred - noise) against zero is -10 log10(MSE): the metric handlers see the loss this way
-            error = torch.full((image.shape[0], 1, 1, 1, 1), math.sqrt(float(loss)))
+            error = torch.full((image.shape[0], 1, 1, 1), math.sqrt(float(loss)))
             return {"image": image, "label": torch.zeros_like(error), "pred": error, "loss": loss.detach()}
 
         return step
@@ -145,7 +166,7 @@ class SynthesisTrain(ContinualTrainTask):
         return {"val_noise_psnr": PeakSignalToNoiseRatio(max_val=1.0, output_transform=from_engine(["pred", "label"]))}
 
     def evaluate_weights(self, weights, datalist, device):
-        """Denoising PSNR (-10 log10 of the noise-prediction MSE) over validation crops, fixed seeds."""
+        """-10 log10 of the prediction MSE over validation slices, fixed noise and timesteps."""
         network = build_diffusion_network(self.spec)
         network.load_state_dict(weights)
         network.to(device).eval()
