@@ -43,7 +43,7 @@ from medlabel.kinds.detection.transforms import train_transforms  # noqa: E402
 def spec_with(overrides: list[str]):
     spec = next(s for s in RadiologyApp.SPECS if s.kind == "detection")
     update = dict((k, json.loads(v)) for k, v in (kv.split("=", 1) for kv in overrides))
-    return spec.model_copy(update=update)
+    return type(spec).model_validate({**spec.model_dump(), **update})  # validated: nested fields get their types
 
 
 def main() -> None:
