@@ -68,8 +68,6 @@ RadiologyApp = medlabel_app(
             head_levels=2,  # strides 4 and 8: a CPU training step about 4x faster than with stride 2
             anchor_mm=(8.0, 16.0),
             mask_label=2,
-            seg_weight=1.0,  # Retina U-Net mask loss and focal loss: the steadiest held-out CPM (docs/detection.md)
-            cls_loss="focal",
             train=TrainSpec(max_epochs=30, iterations_per_epoch=20, learning_rate=5e-3, samples_per_volume=1,
                             batch_size=2, max_minutes=4),
         ),
