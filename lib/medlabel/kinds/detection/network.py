@@ -23,10 +23,17 @@ FEATURE_STRIDES = (2, 4, 8)  # voxels of the model grid per feature voxel at eac
 
 
 class ResidualFPN(torch.nn.Module):
-    """A strided stem and residual stages (strides 2, 4, 8) with an FPN on the coarsest ``levels`` of them;
-    ``out_channels`` per level."""
+    """A strided stem and residual stages (strides 2, 4, 8) with an FPN; ``out_channels`` per level, the
+    coarsest ``levels`` of them returned for the RetinaNet heads.
 
-    def __init__(self, widths: tuple[int, ...], out_channels: int, levels: int = 3):
+    With ``seg=True`` (Retina U-Net, Jaeger et al. 2018) the FPN spans every stage and a 1x1x1 convolution
+    on its finest (stride 2) level predicts a lesion mask, kept in ``seg_logits`` after each forward for the
+    auxiliary segmentation loss: the detection losses alone reach the backbone through a few sampled
+    anchors, the mask gives it a dense gradient at every voxel, which a detector learning from ten small
+    volumes needs.
+    """
+
+    def __init__(self, widths: tuple[int, ...], out_channels: int, levels: int = 3, seg: bool = False):
         super().__init__()
         self.stem = Convolution(3, 1, widths[0], strides=2, kernel_size=3, norm="instance")
         stages, previous = [], widths[0]
@@ -34,9 +41,12 @@ class ResidualFPN(torch.nn.Module):
             stages.append(ResidualUnit(3, previous, width, strides=1 if i == 0 else 2, subunits=1, norm="instance"))
             previous = width
         self.stages = torch.nn.ModuleList(stages)
-        self.first_level = len(widths) - levels
+        self.levels = levels
+        self.first_level = 0 if seg else len(widths) - levels
         self.fpn = FeaturePyramidNetwork(spatial_dims=3, in_channels_list=list(widths[self.first_level:]),
                                          out_channels=out_channels)
+        self.seg = torch.nn.Conv3d(out_channels, 1, kernel_size=1) if seg else None
+        self.seg_logits: torch.Tensor | None = None
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -45,7 +55,10 @@ class ResidualFPN(torch.nn.Module):
             x = stage(x)
             if i >= self.first_level:
                 features[str(i)] = x
-        return self.fpn(features)
+        maps = self.fpn(features)
+        if self.seg is not None:
+            self.seg_logits = self.seg(next(iter(maps.values())))
+        return OrderedDict(list(maps.items())[-self.levels:])
 
 
 def head_strides(spec: DetectionSpec) -> tuple[int, ...]:
@@ -64,7 +77,7 @@ def build_network(spec: DetectionSpec) -> RetinaNet:
         spatial_dims=3,
         num_classes=len(spec.labels),
         num_anchors=len(spec.anchor_mm),
-        feature_extractor=ResidualFPN(spec.widths, spec.fpn_channels, spec.head_levels),
+        feature_extractor=ResidualFPN(spec.widths, spec.fpn_channels, spec.head_levels, seg=spec.seg_weight > 0),
         size_divisible=FEATURE_STRIDES[-1],
     )
 
@@ -91,6 +104,53 @@ class AtssRetinaNetDetector(RetinaNetDetector):
         return matched
 
 
+class NormalisedFocalLoss(torch.nn.Module):
+    """RetinaNet's sigmoid focal loss over every anchor, summed and divided by the number of positive anchors
+    (MONAI's ``FocalLoss`` averages over all anchors, which makes the few positives' share vanish)."""
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0):
+        super().__init__()
+        self.alpha, self.gamma = alpha, gamma
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(logits)
+        ce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        p_t = p * target + (1 - p) * (1 - target)
+        alpha_t = self.alpha * target + (1 - self.alpha) * (1 - target)
+        return (alpha_t * (1 - p_t) ** self.gamma * ce).sum() / target.sum().clamp(min=1.0)
+
+
+def box_masks(boxes: list[torch.Tensor], shape: tuple[int, ...], stride: int) -> torch.Tensor:
+    """(B, 1, *shape) masks of the ellipsoids inscribed in each image's voxel boxes, on a grid ``stride`` times
+    coarser than the boxes' (the auxiliary segmentation target; lesions are round, their boxes are not)."""
+    grid = torch.stack(torch.meshgrid(*[(torch.arange(n) + 0.5) * stride for n in shape], indexing="ij"))
+    masks = torch.zeros((len(boxes), 1, *shape))
+    for b, image_boxes in enumerate(boxes):
+        for box in image_boxes.detach().cpu().float():
+            centre, half = (box[:3] + box[3:]) / 2, ((box[3:] - box[:3]) / 2).clamp(min=stride / 2)
+            inside = (((grid - centre[:, None, None, None]) / half[:, None, None, None]) ** 2).sum(0) <= 1
+            masks[b, 0][inside] = 1.0
+    return masks
+
+
+def detection_loss(spec: DetectionSpec, detector: RetinaNetDetector, images: list[torch.Tensor],
+                   targets: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """The detector's classification and box-regression losses, plus ``seg_weight`` times Dice + BCE of the
+    Retina U-Net mask against the boxes' ellipsoids where the spec asks for it (training and the bench
+    alike)."""
+    losses = detector(images, targets)
+    loss = losses["classification"] + losses["box_regression"]
+    extractor = detector.network.feature_extractor
+    if spec.seg_weight > 0 and extractor.seg_logits is not None:
+        logits = extractor.seg_logits.float()
+        stride = images[0].shape[-1] // logits.shape[-1]
+        truth = box_masks([t["box"] for t in targets], tuple(logits.shape[2:]), stride).to(logits.device)
+        p = torch.sigmoid(logits)
+        dice = 1 - (2 * (p * truth).sum() + 1) / (p.sum() + truth.sum() + 1)
+        loss = loss + spec.seg_weight * (dice + torch.nn.functional.binary_cross_entropy_with_logits(logits, truth))
+    return loss
+
+
 def build_detector(spec: DetectionSpec, network: RetinaNet, *, score_threshold: float | None = None) -> RetinaNetDetector:
     """RetinaNetDetector around ``network``: anchors, ATSS matching and hard negatives for training; sliding
     windows of ``roi_size``, score threshold and NMS for inference. Boxes are MONAI voxel boxes."""
@@ -102,7 +162,10 @@ def build_detector(spec: DetectionSpec, network: RetinaNet, *, score_threshold: 
     detector = AtssRetinaNetDetector(network=network, anchor_generator=anchors)
     detector.set_target_keys(box_key="box", label_key="box_label")
     detector.set_atss_matcher(num_candidates=4, center_in_gt=False)
-    detector.set_hard_negative_sampler(batch_size_per_image=64, positive_fraction=0.3, pool_size=20, min_neg=16)
+    if spec.cls_loss == "focal":
+        detector.set_cls_loss(NormalisedFocalLoss())
+    else:
+        detector.set_hard_negative_sampler(batch_size_per_image=64, positive_fraction=0.3, pool_size=20, min_neg=16)
     detector.set_box_selector_parameters(
         score_thresh=spec.score_threshold if score_threshold is None else score_threshold,
         topk_candidates_per_level=1000,

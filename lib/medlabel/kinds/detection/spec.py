@@ -33,6 +33,11 @@ class DetectionSpec(BaseSpec):
     min_lesion_mm3: float = Field(65.0, ge=0)  # smaller mask components are not lesions to detect
     score_threshold: float = Field(0.3, ge=0, le=1)  # detections reported to clients
     nms_iou: float = Field(0.2, gt=0, le=1)
+    # classification loss: BCE on hard-negative-sampled anchors, or focal loss over every anchor (RetinaNet's
+    # own, normalised by the number of positive anchors)
+    cls_loss: Literal["hard_negative_bce", "focal"] = "hard_negative_bce"
+    # weight of a Retina U-Net auxiliary segmentation loss (0: none); see network.ResidualFPN
+    seg_weight: float = Field(0.0, ge=0)
     max_detections: int = Field(20, ge=1)
 
     @field_validator("labels")

@@ -22,7 +22,7 @@ from torch.utils.data import RandomSampler
 from medlabel.continual.store import ModelStore
 from medlabel.continual.training import ContinualTrainTask
 from medlabel.kinds.detection.metrics import ImageDetections, detection_metrics
-from medlabel.kinds.detection.network import build_detector, build_network
+from medlabel.kinds.detection.network import build_detector, build_network, detection_loss
 from medlabel.kinds.detection.predictor import detect_voxel_boxes
 from medlabel.kinds.detection.transforms import train_transforms, val_transforms
 from medlabel.spec import AppSettings
@@ -136,8 +136,7 @@ class DetectionTrain(ContinualTrainTask):
             detector.train()
             engine.optimizer.zero_grad(set_to_none=True)
             with torch.autocast("cuda", enabled=bool(engine.amp) and device.type == "cuda"):
-                losses = detector(images, targets)
-                loss = losses["classification"] + losses["box_regression"]
+                loss = detection_loss(self.spec, detector, images, targets)
             if engine.amp and engine.scaler is not None:
                 engine.scaler.scale(loss).backward()
                 engine.scaler.step(engine.optimizer)

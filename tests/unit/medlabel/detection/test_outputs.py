@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from medlabel.kinds.detection.findings import findings
 from medlabel.kinds.detection.infer import boxes_to_labelmap
+from medlabel.kinds.detection.network import NormalisedFocalLoss, box_masks
 from medlabel.kinds.detection.predictor import Detections
 from medlabel.kinds.detection.spec import DetectionSpec
 from medlabel.kinds.detection.strategy import tta_disagreement
@@ -56,14 +57,14 @@ def test_spec_rejects_bad_values():
         DetectionSpec(name="lesions", fpn_channels=24)  # RetinaNet heads use GroupNorm(16)
 
 
-@pytest.mark.parametrize("levels", [3, 2])
-def test_network_trains_a_step_and_never_imports_torchvision(levels):
+@pytest.mark.parametrize("levels, recipe", [(3, ""), (2, ""), (2, ", seg_weight=1.0, cls_loss='focal'")])
+def test_network_trains_a_step_and_never_imports_torchvision(levels, recipe):
     code = (
         "import sys, torch\n"
-        "from medlabel.kinds.detection.network import build_detector, build_network\n"
+        "from medlabel.kinds.detection.network import build_detector, build_network, detection_loss\n"
         "from medlabel.kinds.detection.spec import DetectionSpec\n"
         "torch.manual_seed(0)\n"
-        f"spec = DetectionSpec(name='lesions', head_levels={levels})\n"
+        f"spec = DetectionSpec(name='lesions', head_levels={levels}{recipe})\n"
         "detector = build_detector(spec, build_network(spec)); detector.train()\n"
         "assert len(detector.network.feature_extractor(torch.rand(1, 1, 32, 32, 32))) == spec.head_levels\n"
         "opt = torch.optim.Adam(detector.network.parameters(), 1e-3)\n"
@@ -71,9 +72,30 @@ def test_network_trains_a_step_and_never_imports_torchvision(levels):
         "target = [{'box': torch.tensor([[10., 10, 10, 16, 16, 16]]), 'box_label': torch.tensor([0])}]\n"
         "losses = []\n"
         "for _ in range(4):\n"
-        "    loss = sum(detector([image], target).values()); opt.zero_grad(); loss.backward(); opt.step()\n"
+        "    loss = detection_loss(spec, detector, [image], target); opt.zero_grad(); loss.backward(); opt.step()\n"
         "    losses.append(float(loss))\n"
         "assert losses[-1] < losses[0], losses\n"
         "assert not any(m.startswith('torchvision') for m in sys.modules), 'torchvision imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_segmentation_target_is_the_ellipsoid_inscribed_in_each_box():
+    box = torch.tensor([[4.0, 4, 4, 12, 12, 12]])  # a sphere of radius 4 voxels centred at 8
+    mask = box_masks([box, torch.zeros((0, 6))], (8, 8, 8), stride=2)[:, 0]
+    assert mask[1].sum() == 0  # an image without lesions: empty mask
+    assert mask[0, 3, 3, 3] == 1 and mask[0, 2, 3, 3] == 1 and mask[0, 2, 2, 2] == 0  # box corner is outside
+    assert mask[0, :2].sum() == 0 and mask[0, 6:].sum() == 0  # nothing outside the box
+    tiny = box_masks([torch.tensor([[5.0, 5, 5, 5.5, 5.5, 5.5]])], (8, 8, 8), stride=2)
+    assert tiny.sum() >= 1  # a lesion smaller than a mask voxel still marks the voxel it sits in
+
+
+def test_focal_loss_is_normalised_by_positive_anchors():
+    loss = NormalisedFocalLoss()
+    target = torch.zeros(1000, 1)
+    target[:2] = 1
+    logits = torch.full((1000, 1), -4.6)  # sigmoid 0.01, RetinaNet's prior
+    few_negatives = loss(logits[:10], target[:10])
+    many_negatives = loss(logits, target)
+    assert many_negatives > few_negatives > 0  # easy negatives add little but not nothing
+    assert float(loss(torch.full((4, 1), -20.0), torch.zeros(4, 1))) < 1e-6  # no positives: no division by 0
