@@ -139,7 +139,8 @@ def scribble_curve(dataset: str, cfg: dict, demo: Path, model_dir: Path, strokes
                 mask, foreground = found
                 (fg if foreground else bg)[mask] = True
                 request = Scribbles(fg.copy(), bg.copy(), cfg["structure"], pred.copy(), None)
-                prob = lambda box: probabilities_in_box(refiner.prior, volume, box, spec.context_mm, CPU, spec.overlap)  # noqa: E731
+                prob = lambda box: probabilities_in_box(refiner.prior, volume, box, spec.context_mm, CPU, spec.overlap,  # noqa: E731
+                                                        label_id)
                 pred = refine(volume, request, spec, prob, prior_trained=refiner.prior.version > 0).label == 1
             curve.append(dice(pred, truth))
         curves.append(curve)
