@@ -69,8 +69,14 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def train(dataset: str, cfg: dict, demo: Path, work: Path, minutes: float, click_epochs: int) -> Path:
-    """A server on the non-held-out octants; labels in, both models trained; returns the model folder."""
+    """A server on the non-held-out octants; labels in, both models trained; returns the model folder.
+
+    Models trained in an earlier run with the same ``--work`` are reused (to measure changes of the
+    interaction code on the same weights)."""
     studies, model_dir = work / dataset / "studies", work / dataset / "models"
+    if all(ModelStore(model_dir, SPECS[cfg[m]]).serving_version() > 0 for m in ("segmentation", "clicks")):
+        log(f"{dataset}: reusing the models trained in {model_dir}")
+        return model_dir
     studies.mkdir(parents=True)
     for image in sorted((demo / "studies" / dataset).glob("*.nii.gz")):
         if image.name.removesuffix(".nii.gz") not in cfg["held_out"]:
@@ -98,8 +104,9 @@ def train(dataset: str, cfg: dict, demo: Path, work: Path, minutes: float, click
     return model_dir
 
 
-def click_curve(dataset: str, cfg: dict, demo: Path, model_dir: Path, clicks: int) -> list[list[float]]:
-    predictor = ClickPredictor(ModelStore(model_dir, SPECS[cfg["clicks"]]))
+def click_curve(dataset: str, cfg: dict, demo: Path, model_dir: Path, clicks: int, **spec_changes) -> list[list[float]]:
+    """Dice after 0..``clicks`` clicks per held-out image; ``spec_changes`` alter the click spec (e.g. radius 0)."""
+    predictor = ClickPredictor(ModelStore(model_dir, SPECS[cfg["clicks"]].model_copy(update=spec_changes)))
     curves = []
     for image_id in cfg["held_out"]:
         volume = read_volume(str(demo / "studies" / dataset / f"{image_id}.nii.gz"), "image")
@@ -132,7 +139,8 @@ def scribble_curve(dataset: str, cfg: dict, demo: Path, model_dir: Path, strokes
                 mask, foreground = found
                 (fg if foreground else bg)[mask] = True
                 request = Scribbles(fg.copy(), bg.copy(), cfg["structure"], pred.copy(), None)
-                prob = lambda box: probabilities_in_box(refiner.prior, volume, box, spec.context_mm, CPU, spec.overlap)  # noqa: E731
+                prob = lambda box: probabilities_in_box(refiner.prior, volume, box, spec.context_mm, CPU, spec.overlap,  # noqa: E731
+                                                        label_id)
                 pred = refine(volume, request, spec, prob, prior_trained=refiner.prior.version > 0).label == 1
             curve.append(dice(pred, truth))
         curves.append(curve)
@@ -223,7 +231,10 @@ def plot(results: dict, path: Path) -> None:
     for dataset, r in results["datasets"].items():
         for ax, key, xlabel in ((axes[0], "clicks", "clicks"), (axes[1], "scribbles", "scribble strokes")):
             mean = np.mean(r[key], axis=0)
-            ax.plot(range(len(mean)), mean, marker="o", label=dataset)
+            line = ax.plot(range(len(mean)), mean, marker="o", label=dataset)[0]
+            if key == "clicks" and "clicks_network_alone" in r:
+                alone = np.mean(r["clicks_network_alone"], axis=0)
+                ax.plot(range(len(alone)), alone, ls="--", color=line.get_color(), label=f"{dataset}, network alone")
             ax.set_xlabel(xlabel)
             ax.set_ylabel("held-out Dice (mean of 2 octants)")
             ax.set_ylim(0, 1)
@@ -238,11 +249,14 @@ def plot(results: dict, path: Path) -> None:
 
 def table(results: dict) -> str:
     lines = []
-    for key, n in (("clicks", "clicks"), ("scribbles", "strokes")) if results["datasets"] else ():
-        width = max(len(r[key][0]) for r in results["datasets"].values())
+    keys = (("clicks", "clicks"), ("clicks_network_alone", "clicks, network alone"), ("scribbles", "strokes"))
+    for key, n in keys if results["datasets"] else ():
+        width = max((len(r[key][0]) for r in results["datasets"].values() if key in r), default=0)
         lines.append(f"| {n} | " + " | ".join(str(i) for i in range(width)) + " |")
         lines.append("|---|" + "---|" * width)
         for dataset, r in results["datasets"].items():
+            if key not in r:
+                continue
             lines.append(f"| {dataset} | " + " | ".join(f"{v:.3f}" for v in np.mean(r[key], axis=0)) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -283,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = train(dataset, cfg, demo, work, args.train_minutes, args.click_epochs)
         results["datasets"][dataset] = {
             "clicks": click_curve(dataset, cfg, demo, model_dir, args.clicks),
+            "clicks_network_alone": click_curve(dataset, cfg, demo, model_dir, args.clicks, click_radius_mm=0.0),
             "scribbles": scribble_curve(dataset, cfg, demo, model_dir, args.strokes),
         }
         log(f"{dataset}: {json.dumps(results['datasets'][dataset])}")

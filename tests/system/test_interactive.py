@@ -197,7 +197,7 @@ def test_clicks_train_in_the_loop_and_segment_near_the_click(demo_data, start_se
     assert params["model_version"] == 1  # the trained version answers
     assert scores[1] > untrained[1] + 0.2, (untrained, scores)  # training taught it what a click means
     assert scores[1] > 0.6, scores  # the first click finds the liver (measured 0.78)
-    assert (np.diff(scores[1:]) > -0.01).all() and scores[-1] > scores[1], scores  # corrections help, none undoes
+    assert (np.diff(scores[1:]) > 0).all(), scores  # every correction click helps (each claims its geodesic ball)
 
     for bad, message in [({"foreground": []}, "at least one foreground point"),
                          ({"foreground": [[500, 1, 1]]}, "outside the image"),

@@ -25,6 +25,9 @@ class ClickSpec(BaseSpec):
     sigma_vox: float = Field(2.0, gt=0.0)  # Gaussian width of a click in the guidance channels
     max_interactions: int = Field(4, ge=1)  # simulated correction rounds per training batch
     eval_clicks: int = Field(3, ge=1)  # clicks per validation image in the promotion gate
+    # every click sets its class within this geodesic radius of it (scribbles.clicks; 0: the network alone)
+    click_radius_mm: float = Field(16.0, ge=0.0)
+    click_edge_weight: float = Field(1.0, ge=0.0)  # how strongly intensity edges stop a click's reach
 
     @field_validator("labels")
     @classmethod

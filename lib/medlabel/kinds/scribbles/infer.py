@@ -79,7 +79,8 @@ class ScribblesInfer(InferTask):
         prior.network(device)  # the newest serving weights, so that the version below is theirs
         result = refine(
             volume, scribbles, spec,
-            lambda box: self.refiner.priors.get(prior, image_path, volume, box, spec.context_mm, device, spec.overlap),
+            lambda box: self.refiner.priors.get(prior, image_path, volume, box, spec.context_mm, device, spec.overlap,
+                                                spec.prior.labels[scribbles.structure]),
             prior_trained=prior.version > 0,
         )
         t_refine = time.perf_counter()

@@ -24,23 +24,30 @@ from medlabel.kinds.segmentation.predictor import Predictor
 
 @torch.no_grad()
 def probabilities_in_box(
-    predictor: Predictor, volume: Volume, box: Box, context_mm: float, device: torch.device, overlap: float = 0.25
+    predictor: Predictor, volume: Volume, box: Box, context_mm: float, device: torch.device, overlap: float = 0.25,
+    structure: int | None = None,
 ) -> np.ndarray:
     """(C, *box shape) float32 class probabilities of the serving model for the voxels of ``box``.
 
     ``overlap`` is the sliding windows'; 0 takes a third of the windows of the default 0.25 on a 128^3 CT
     box (seams between windows matter little to a prior that is blended with the scribbles and cut).
+    With ``structure`` (a class index) the answer is two classes, the rest and the structure against its
+    strongest rival (``refinement.structure_probability``, computed on the model's grid): one channel to
+    resample onto the box instead of C (0.3 s for three on a 128^3 CT box).
     """
     outer = grow(box, mm_to_voxels(context_mm, volume.spacing_mm), volume.shape)
     crop = volume.crop(outer)
     image = MetaTensor(torch.from_numpy(np.ascontiguousarray(crop.array, dtype=np.float32))[None], affine=crop.affine)
     image = in_memory_transforms(predictor.spec)({"image": image})["image"]
     prob = predictor.probabilities(image, device, overlap).cpu()
+    if structure is not None:
+        others = torch.cat([prob[:structure], prob[structure + 1:]]).amax(0)
+        prob = (prob[structure] / (prob[structure] + others).clamp_min(1e-6))[None]
     prob = MetaTensor(prob, affine=image.affine)
-    resampled = SpatialResample(mode="bilinear", padding_mode="border", align_corners=True)(
+    resampled = np.asarray(SpatialResample(mode="bilinear", padding_mode="border", align_corners=True)(
         prob, dst_affine=torch.as_tensor(crop_affine(volume.affine, box)), spatial_size=box_shape(box)
-    )
-    return np.asarray(resampled, dtype=np.float32)
+    ), dtype=np.float32)
+    return resampled if structure is None else np.concatenate([1.0 - resampled, resampled])
 
 
 class PriorCache:
@@ -59,16 +66,16 @@ class PriorCache:
         self._lock = threading.Lock()
 
     def get(self, predictor: Predictor, image_path: str, volume: Volume, box: Box, context_mm: float,
-            device: torch.device, overlap: float) -> np.ndarray:
+            device: torch.device, overlap: float, structure: int | None = None) -> np.ndarray:
         predictor.network(device)  # picks up newly promoted weights before the stamp is read
         stat = os.stat(image_path)
         key = (os.path.realpath(image_path), stat.st_size, stat.st_mtime_ns, predictor.store.serving_stamp(),
-               context_mm, str(device), overlap)
+               context_mm, str(device), overlap, structure)
         with self._lock:
             if key == self._key and all(c.start <= b.start and b.stop <= c.stop for b, c in zip(box, self._box)):
                 inner = tuple(slice(b.start - c.start, b.stop - c.start) for b, c in zip(box, self._box))
                 return self._prob[(slice(None), *inner)]
-        prob = probabilities_in_box(predictor, volume, box, context_mm, device, overlap)
+        prob = probabilities_in_box(predictor, volume, box, context_mm, device, overlap, structure)
         prob.flags.writeable = False
         with self._lock:
             self._key, self._box, self._prob = key, box, prob
