@@ -6,7 +6,7 @@ same predictor, trainer pieces and metrics the server uses, and prints one table
     .venv/bin/python bench/classification.py [--demo demo-data] [--epochs 8] [--repeats 5] [--sets ...]
 
 Sets: ``liver-tiles``, ``brain-tiles`` (2D tiles), ``liver-cubes`` (3D cubes) and ``body-part`` (whole
-slices, with per-image results on the real pydicom CT slices that are never trained on).
+slices, with per-image results on the real DICOM images (pydicom, pydicom-data) that are never trained on).
 
 Training here is a plain loop over the kind's transforms, network, loss and optimizer (no server and
 no subprocess), so s/epoch is the network's cost, not monailabel's start-up.
@@ -173,7 +173,7 @@ def main() -> None:
                  "accuracy", "ECE"), [row for row, _ in results]))
     real = [r for _, rows in results for r in rows]
     if real:
-        print("\nReal DICOM slices (split `real`, never trained on), probabilities before and after training:\n")
+        print("\nReal DICOM images (split `real`, never trained on), probabilities before and after training:\n")
         print(table(("image", "truth", "before", "after", "predicted"), real))
 
 
