@@ -58,6 +58,7 @@ def test_scribbles(demo_data, start_server, slicer_client_class, tmp_path):
     server = serve(start_server, demo_data, "liver_ct,liver_ct_scribbles")
     scribbles_improve_the_models_liver(demo_data, server, slicer_client_class, tmp_path)
     scribbles_roi_bounds_the_object(demo_data, server, slicer_client_class, tmp_path)
+    scribbles_refine_the_tumour_too(demo_data, server, slicer_client_class, tmp_path)
     bad_scribbles_are_rejected(demo_data, server, slicer_client_class, tmp_path)
 
 
@@ -110,6 +111,20 @@ def scribbles_roi_bounds_the_object(demo_data, liver_server, slicer_client_class
     inside[10:50, 5:45, 20:60] = True
     assert out[~inside].sum() == 0 and out[inside].sum() > 0
     assert params["roi"] == roi
+
+
+def scribbles_refine_the_tumour_too(demo_data, liver_server, slicer_client_class, tmp_path):
+    """A structure other than the prior's first class (tumour, label 2 of liver_ct) is refined the same way."""
+    client = slicer_client_class.MONAILabelClient(liver_server.url, tmpdir=str(tmp_path))
+    affine = nib.load(demo_data / "studies" / "liver-ct" / f"{IMAGE}.nii.gz").affine
+    truth = np.asarray(nib.load(demo_data / "groundtruth" / "liver-ct" / f"{IMAGE}.nii.gz").dataobj) == 2
+    mask, _ = next_stroke(np.zeros_like(truth), truth)
+    label_in = slicer_scribbles(np.zeros(truth.shape), [(mask, True)], affine)
+    result, params = client.infer("liver_ct_scribbles", IMAGE, {"label_info": LABEL_INFO, "roi": [],
+                                                               "selected_label_name": "tumour"}, label_in=label_in)
+    out = read_ijk(result)
+    assert params["label_names"] == {"tumour": 1} and out[mask].all()
+    assert dice(out == 1, truth) > 0.2  # the stroke grows into the tumour, not into the whole liver
 
 
 def bad_scribbles_are_rejected(demo_data, liver_server, slicer_client_class, tmp_path):

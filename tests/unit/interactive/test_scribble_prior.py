@@ -1,29 +1,48 @@
-"""The prior in a box as two classes (structure against its strongest rival): what the refinement reads."""
+"""The prior in a box as one channel (the structure against its strongest rival): what the refinement reads."""
 
 import numpy as np
 import torch
 
 from medlabel.continual.store import ModelStore
 from medlabel.interactive.volume import Volume
-from medlabel.kinds.scribbles.prior import probabilities_in_box
-from medlabel.kinds.scribbles.refinement import structure_probability
+from medlabel.kinds.scribbles.prior import probabilities_in_box, structure_probability
+from medlabel.kinds.scribbles.refinement import refine
+from medlabel.kinds.scribbles.request import Scribbles
+from medlabel.kinds.scribbles.spec import ScribblesSpec
 from medlabel.kinds.segmentation.predictor import Predictor
 from medlabel.spec import ModelSpec, NetworkSpec, ZScore
 
+SPEC = ModelSpec(name="organ3", labels={"organ": 1, "other": 2}, spacing_mm=(2.0, 2.0, 2.0), roi_size=(16, 16, 16),
+                 intensity=ZScore(), network=NetworkSpec(channels=(4, 8)))
 
-def test_two_class_prior_is_the_structure_against_its_rival(tmp_path):
+
+def scene(tmp_path):
     torch.manual_seed(0)
-    spec = ModelSpec(name="organ3", labels={"organ": 1, "other": 2}, spacing_mm=(2.0, 2.0, 2.0), roi_size=(16, 16, 16),
-                     intensity=ZScore(), network=NetworkSpec(channels=(4, 8)))
-    predictor = Predictor(ModelStore(tmp_path, spec))
+    predictor = Predictor(ModelStore(tmp_path, SPEC))
     affine = np.diag([2.0, 2.0, 2.0, 1.0])  # the model's spacing
     volume = Volume(np.random.default_rng(0).normal(size=(40, 36, 20)).astype(np.float32), affine)
+    return predictor, volume
+
+
+def test_one_channel_prior_is_the_structure_against_its_rival(tmp_path):
+    predictor, volume = scene(tmp_path)
     box = (slice(5, 30), slice(4, 28), slice(3, 15))
     full = probabilities_in_box(predictor, volume, box, 0.0, torch.device("cpu"), 0.0)
-    two = probabilities_in_box(predictor, volume, box, 0.0, torch.device("cpu"), 0.0, structure=1)
-    assert two.shape == (2, 25, 24, 12) and np.allclose(two.sum(0), 1.0)
-    assert np.allclose(structure_probability(two, 1), two[1], atol=1e-5)  # the refinement reads it unchanged
-    # the same ratio, only computed before resampling (the pre-processing still resamples by a voxel's fraction)
-    same = np.abs(two[1] - structure_probability(full, 1)).mean()
-    other = np.abs(two[1] - structure_probability(full, 2)).mean()
-    assert same < 0.02 and other > 5 * same  # and of the structure asked for
+    for structure, rival in ((1, 2), (2, 1)):
+        one = probabilities_in_box(predictor, volume, box, 0.0, torch.device("cpu"), 0.0, structure=structure)
+        assert one.shape == (25, 24, 12) and one.min() >= 0 and one.max() <= 1
+        # the same ratio, only computed before resampling (the pre-processing still resamples by a voxel's fraction)
+        same = np.abs(one - structure_probability(full, structure)).mean()
+        other = np.abs(one - structure_probability(full, rival)).mean()
+        assert same < 0.02 and other > 5 * same  # and of the structure asked for
+
+
+def test_refinement_reads_the_prior_of_any_structure(tmp_path):
+    """Label index 2 (e.g. a tumour under a liver model) once failed: the refinement indexed a 2-channel prior."""
+    predictor, volume = scene(tmp_path)
+    fg, bg = np.zeros(volume.shape, bool), np.zeros(volume.shape, bool)
+    fg[18:22, 16:20, 8:12], bg[2:5, 2:5, 2:5] = True, True
+    spec = ScribblesSpec(name="organ3_scribbles", prior=SPEC, margin_mm=6.0)
+    prior = lambda box: probabilities_in_box(predictor, volume, box, 4.0, torch.device("cpu"), 0.0, 2)  # noqa: E731
+    result = refine(volume, Scribbles(fg, bg, "other", None, None), spec, prior)
+    assert result.label.shape == volume.shape and result.label[fg].all() and not result.label[bg].any()

@@ -1,7 +1,8 @@
 import numpy as np
 
 from medlabel.interactive.volume import Volume
-from medlabel.kinds.scribbles.refinement import cut, refine, structure_probability
+from medlabel.kinds.scribbles.prior import structure_probability
+from medlabel.kinds.scribbles.refinement import cut, refine
 from medlabel.kinds.scribbles.request import Scribbles
 from medlabel.kinds.scribbles.spec import ScribblesSpec
 from medlabel.spec import ModelSpec, ZScore
@@ -36,7 +37,7 @@ def test_strokes_fix_an_unsure_model_inside_the_box_only():
     bg[3:8, 20, 20] = True
     current = np.zeros_like(truth)
     current[0:2, 0:2, 0:2] = True  # the client's segment, far away: kept as sent
-    unsure = lambda box: np.full((2, *[s.stop - s.start for s in box]), 0.5, np.float32)  # noqa: E731
+    unsure = lambda box: np.full([s.stop - s.start for s in box], 0.5, np.float32)  # noqa: E731
     result = refine(volume, Scribbles(fg, bg, "organ", current, None), SPEC, unsure)
     inside = np.zeros_like(truth)
     inside[result.box] = True
@@ -49,7 +50,7 @@ def test_a_single_foreground_stroke_is_enough():
     volume, truth = phantom()
     fg = np.zeros_like(truth)
     fg[18:23, 20, 20] = True
-    unsure = lambda box: np.full((2, *[s.stop - s.start for s in box]), 0.5, np.float32)  # noqa: E731
+    unsure = lambda box: np.full([s.stop - s.start for s in box], 0.5, np.float32)  # noqa: E731
     roi = (slice(5, 35), slice(5, 35), slice(5, 35))
     result = refine(volume, Scribbles(fg, np.zeros_like(fg), "organ", None, roi), SPEC, unsure)
     assert dice(result.label == 1, truth) > 0.9 and result.box == roi
@@ -75,7 +76,7 @@ def test_a_first_stroke_inside_a_large_structure_grows_it():
     fg[18:23, 20, 20] = True
     current = np.zeros_like(truth)
     current[15:25, 15:25, 15:20] = True  # the client's segment covers part of the structure
-    unsure = lambda box: np.full((2, *[s.stop - s.start for s in box]), 0.5, np.float32)  # noqa: E731
+    unsure = lambda box: np.full([s.stop - s.start for s in box], 0.5, np.float32)  # noqa: E731
     result = refine(volume, Scribbles(fg, np.zeros_like(fg), "organ", current, None), SPEC, unsure)
     assert truth[result.box].mean() > 0.7  # the case: the box is mostly structure
     label = result.label == 1
@@ -89,7 +90,7 @@ def test_a_background_stroke_alone_removes_what_it_marks():
     current[20:30, 20:30, 0:8] = True  # false foreground outside the structure
     bg = np.zeros_like(truth)
     bg[22:28, 25, 4] = True
-    confident = lambda box: np.stack([~current[box], current[box]]).astype(np.float32)  # noqa: E731
+    confident = lambda box: current[box].astype(np.float32)  # noqa: E731
     result = refine(volume, Scribbles(np.zeros_like(bg), bg, "organ", current, None), SPEC, confident)
     label = result.label == 1
     assert not label[bg].any() and dice(label, truth) > dice(current, truth)

@@ -22,6 +22,14 @@ from medlabel.interactive.preprocess import in_memory_transforms
 from medlabel.kinds.segmentation.predictor import Predictor
 
 
+def structure_probability(prob: np.ndarray, index: int) -> np.ndarray:
+    """P(structure) against its strongest rival class, ``p_s / (p_s + max_other)``: above 0.5 exactly where
+    the model's argmax picks the structure, and 0.5 where the model cannot tell (an untrained model's
+    1/C everywhere would otherwise read as a confident "not this structure")."""
+    others = np.delete(prob, index, axis=0).max(axis=0)
+    return prob[index] / np.maximum(prob[index] + others, 1e-6)
+
+
 @torch.no_grad()
 def probabilities_in_box(
     predictor: Predictor, volume: Volume, box: Box, context_mm: float, device: torch.device, overlap: float = 0.25,
@@ -31,9 +39,9 @@ def probabilities_in_box(
 
     ``overlap`` is the sliding windows'; 0 takes a third of the windows of the default 0.25 on a 128^3 CT
     box (seams between windows matter little to a prior that is blended with the scribbles and cut).
-    With ``structure`` (a class index) the answer is two classes, the rest and the structure against its
-    strongest rival (``refinement.structure_probability``, computed on the model's grid): one channel to
-    resample onto the box instead of C (0.3 s for three on a 128^3 CT box).
+    With ``structure`` (a class index) the answer is (*box shape): that class against its strongest rival
+    (``structure_probability``), computed on the model's grid so that one channel is resampled onto the
+    box instead of C (0.3 s for three on a 128^3 CT box). This is what the refinement reads.
     """
     outer = grow(box, mm_to_voxels(context_mm, volume.spacing_mm), volume.shape)
     crop = volume.crop(outer)
@@ -41,13 +49,12 @@ def probabilities_in_box(
     image = in_memory_transforms(predictor.spec)({"image": image})["image"]
     prob = predictor.probabilities(image, device, overlap).cpu()
     if structure is not None:
-        others = torch.cat([prob[:structure], prob[structure + 1:]]).amax(0)
-        prob = (prob[structure] / (prob[structure] + others).clamp_min(1e-6))[None]
+        prob = torch.from_numpy(structure_probability(prob.numpy(), structure))[None]
     prob = MetaTensor(prob, affine=image.affine)
     resampled = np.asarray(SpatialResample(mode="bilinear", padding_mode="border", align_corners=True)(
         prob, dst_affine=torch.as_tensor(crop_affine(volume.affine, box)), spatial_size=box_shape(box)
     ), dtype=np.float32)
-    return resampled if structure is None else np.concatenate([1.0 - resampled, resampled])
+    return resampled if structure is None else resampled[0]
 
 
 class PriorCache:

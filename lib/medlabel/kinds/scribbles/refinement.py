@@ -75,14 +75,6 @@ def _fit_samples(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, prob: np.nda
     return _unlike(image, bg, fg), bg
 
 
-def structure_probability(prob: np.ndarray, index: int) -> np.ndarray:
-    """P(structure) against its strongest rival class, ``p_s / (p_s + max_other)``: above 0.5 exactly where
-    the model's argmax picks the structure, and 0.5 where the model cannot tell (an untrained model's
-    1/C everywhere would otherwise read as a confident "not this structure")."""
-    others = np.delete(prob, index, axis=0).max(axis=0)
-    return prob[index] / np.maximum(prob[index] + others, 1e-6)
-
-
 def cut_intensities(image: np.ndarray, spec: ScribblesSpec) -> np.ndarray:
     """CT clipped to the prior model's window: air and bone edges would otherwise set the graph cut's
     contrast scale and hide the soft-tissue edges the user is working on."""
@@ -150,12 +142,13 @@ def refine(
         volume: the image.
         scribbles: the parsed request.
         spec: the refinement's settings.
-        probabilities: box -> (C, *box shape) class probabilities of the prior model there.
+        probabilities: box -> (*box shape) P(structure) of the prior model there, against its strongest
+            rival class (``prior.probabilities_in_box`` with ``structure``).
         prior_trained: the prior model has learnt from labels (serving version >= 1).
     """
     t0 = time.perf_counter()
     box = work_box(scribbles, volume, spec.margin_mm)
-    prob = np.ascontiguousarray(structure_probability(probabilities(box), spec.prior.labels[scribbles.structure]))
+    prob = np.ascontiguousarray(probabilities(box), dtype=np.float32)
     t_prior = time.perf_counter()
     t_likelihood = t_prior
     # one memory layout for all: the image and scribbles are views in file order, the model's answer is C
