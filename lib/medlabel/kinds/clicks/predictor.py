@@ -21,13 +21,12 @@ from scribbles.clicks import click_correction
 
 from medlabel.continual.serving import ServingNetwork
 from medlabel.continual.store import ModelStore
-from medlabel.interactive.preprocess import in_memory_transforms
+from medlabel.interactive.preprocess import in_memory_transforms, windowed
 from medlabel.interactive.box import at_least, box_around, box_shape
 from medlabel.interactive.volume import Box, Volume, VolumeCache, crop_affine, empty_label
 from medlabel.kinds.clicks.network import build_network
 from medlabel.kinds.clicks.spec import ClickSpec
 from medlabel.runtime import autocast
-from medlabel.spec import CTWindow
 
 Points = Sequence[Sequence[int]]
 
@@ -102,10 +101,7 @@ class ClickPredictor:
     def correct(self, label: np.ndarray, crop: Volume, box: Box, foreground: Points, background: Points) -> np.ndarray:
         """The network's label in the box with every click's geodesic neighbourhood set to the click's class
         (``scribbles.clicks``): a briefly trained network hardly follows correction clicks, the user does."""
-        image = crop.array
-        if isinstance(self.spec.intensity, CTWindow):  # air and bone would set the scale of an intensity step
-            image = np.clip(image, self.spec.intensity.hu_min, self.spec.intensity.hu_max)
         start = np.asarray([s.start for s in box])
-        return click_correction(label, image, (np.asarray(foreground).reshape(-1, 3) - start).tolist(),
+        return click_correction(label, windowed(crop.array, self.spec.intensity), (np.asarray(foreground).reshape(-1, 3) - start).tolist(),
                                 (np.asarray(background).reshape(-1, 3) - start).tolist(), crop.spacing_mm,
                                 self.spec.click_radius_mm, self.spec.click_edge_weight)
