@@ -8,6 +8,7 @@ use PyMaxflow (`import maxflow`) instead.
 from scribbles.errors import ScribbleError
 from scribbles.graphcut import estimate_sigma, graph_cut, neighbour_offsets
 from scribbles.likelihood import gmm_likelihood, histogram_likelihood
+from scribbles.locality import keep_local_changes, new_strokes
 from scribbles.refine import (
     SCRIBBLES_BG_LABEL,
     SCRIBBLES_FG_LABEL,
@@ -25,8 +26,10 @@ __all__ = [
     "gmm_likelihood",
     "graph_cut",
     "histogram_likelihood",
+    "keep_local_changes",
     "make_iseg_unary",
     "neighbour_offsets",
+    "new_strokes",
     "refine",
     "scribble_roi",
     "scribbles_from_label",

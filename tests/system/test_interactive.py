@@ -92,7 +92,7 @@ def scribbles_improve_the_models_liver(demo_data, liver_server, slicer_client_cl
             assert (current[mask] == foreground).all()
     print(f"liver Dice: model {scores[0]:.3f}, after 1-3 strokes {[round(s, 3) for s in scores[1:]]}; "
           f"latencies {params['latencies']}")
-    assert (np.diff(scores) > 0.01).all(), scores  # every stroke helps (measured: 0.372, 0.595, 0.669, 0.712)
+    assert (np.diff(scores) > 0.01).all(), scores  # every stroke helps (measured: 0.372, 0.595, 0.672, 0.717)
     assert scores[-1] > scores[0] + 0.25, scores
 
 

@@ -94,3 +94,21 @@ def test_a_background_stroke_alone_removes_what_it_marks():
     result = refine(volume, Scribbles(np.zeros_like(bg), bg, "organ", current, None), SPEC, confident)
     label = result.label == 1
     assert not label[bg].any() and dice(label, truth) > dice(current, truth)
+
+
+def test_a_new_stroke_keeps_an_earlier_correction_elsewhere_in_the_box():
+    volume, truth = phantom()
+    removed = truth.copy()
+    removed[14:] = False  # the user removed this cap earlier (say, another organ): keep it removed
+    missed = truth.copy()
+    missed[:27] = False  # the model missed the other cap; the new stroke paints it
+    current = truth & ~removed & ~missed
+    fg = np.zeros_like(truth)
+    fg[27:30, 18:23, 20] = True
+    whole = (slice(0, 40),) * 3
+    unsure = lambda box: np.full([s.stop - s.start for s in box], 0.5, np.float32)  # noqa: E731
+    label = refine(volume, Scribbles(fg, np.zeros_like(fg), "organ", current, whole), SPEC, unsure).label == 1
+    assert dice(label & missed, missed) > 0.8  # the stroke's region is refined
+    assert not (label & removed).any()  # the earlier correction, not connected to the stroke, stays
+    unseen = refine(volume, Scribbles(fg, np.zeros_like(fg), "organ", None, whole), SPEC, unsure).label == 1
+    assert dice(unseen & removed, removed) > 0.8  # without the current segment, the cut alone brings it back

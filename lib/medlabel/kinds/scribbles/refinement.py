@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scribbles import gmm_likelihood, graph_cut, histogram_likelihood, make_iseg_unary, scribble_roi
+from scribbles import (
+    gmm_likelihood, graph_cut, histogram_likelihood, keep_local_changes, make_iseg_unary, new_strokes, scribble_roi,
+)
 
 from medlabel.interactive.box import mm_to_voxels
 from medlabel.interactive.preprocess import windowed
@@ -154,6 +156,9 @@ def refine(
         unary = make_iseg_unary(np.clip(prob, 0.0, 1.0), fg, bg, likelihood=likelihood, alpha=spec.alpha)
         t_likelihood = time.perf_counter()
         local, factor = cut(image, unary, fg, bg, volume.spacing_mm, spec.lamda, spec.cut_voxels)
+    if scribbles.current is not None:  # earlier corrections stay; the new stroke changes what it touches
+        current = (np.ascontiguousarray(scribbles.current[box]) | fg) & ~bg  # Slicer's map shows strokes there
+        local = keep_local_changes(current, local, new_strokes(current, fg, bg)).astype(np.uint8)
     label = empty_label(volume.shape)
     if scribbles.roi is None and scribbles.current is not None and scribbles.current.any():
         label[...] = scribbles.current
