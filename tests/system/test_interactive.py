@@ -112,6 +112,16 @@ def scribbles_roi_bounds_the_object(demo_data, liver_server, slicer_client_class
     assert out[~inside].sum() == 0 and out[inside].sum() > 0
     assert params["roi"] == roi
 
+    # Slicer's flow: the ROI stays and the next stroke is painted in it (the model's answer there is cached)
+    current = out == 1
+    second, foreground = next_stroke(current & inside, truth & inside)
+    segmentation = current.astype(np.uint8)
+    label_in = slicer_scribbles(segmentation, [(mask, True), (second, foreground)], affine)
+    result, params = client.infer("liver_ct_scribbles", IMAGE, {"label_info": LABEL_INFO, "roi": roi,
+                                                               "selected_label_name": "liver"}, label_in=label_in)
+    out = read_ijk(result)
+    assert out[~inside].sum() == 0 and (out[second] == foreground).all() and out[mask].all()
+
 
 def scribbles_refine_the_tumour_too(demo_data, liver_server, slicer_client_class, tmp_path):
     """A structure other than the prior's first class (tumour, label 2 of liver_ct) is refined the same way."""

@@ -5,7 +5,7 @@ import torch
 
 from medlabel.continual.store import ModelStore
 from medlabel.interactive.volume import Volume
-from medlabel.kinds.scribbles.prior import probabilities_in_box, structure_probability
+from medlabel.kinds.scribbles.prior import PriorCache, probabilities_in_box, structure_probability
 from medlabel.kinds.scribbles.refinement import refine
 from medlabel.kinds.scribbles.request import Scribbles
 from medlabel.kinds.scribbles.spec import ScribblesSpec
@@ -46,3 +46,18 @@ def test_refinement_reads_the_prior_of_any_structure(tmp_path):
     prior = lambda box: probabilities_in_box(predictor, volume, box, 4.0, torch.device("cpu"), 0.0, 2)  # noqa: E731
     result = refine(volume, Scribbles(fg, bg, "other", None, None), spec, prior)
     assert result.label.shape == volume.shape and result.label[fg].all() and not result.label[bg].any()
+
+
+def test_a_box_inside_the_cached_one_is_cropped_from_it(tmp_path):
+    """Slicer's flow: the ROI stays, stroke follows stroke; the second call must not run the network."""
+    predictor, volume = scene(tmp_path)
+    image = tmp_path / "image.nii.gz"
+    image.write_bytes(b"stands for the image file: the cache keys on its path, size and mtime")
+    cache, cpu = PriorCache(), torch.device("cpu")
+    outer, inner = (slice(5, 30), slice(4, 28), slice(3, 15)), (slice(8, 20), slice(4, 10), slice(5, 15))
+    for structure in (1, None):
+        whole = cache.get(predictor, str(image), volume, outer, 0.0, cpu, 0.0, structure)
+        part = cache.get(predictor, str(image), volume, inner, 0.0, cpu, 0.0, structure)
+        assert np.shares_memory(part, whole)  # cropped, not recomputed
+        assert part.shape[-3:] == (12, 6, 10) and part.ndim == (3 if structure else 4)
+        assert np.array_equal(part, whole[(..., slice(3, 15), slice(0, 6), slice(2, 12))])

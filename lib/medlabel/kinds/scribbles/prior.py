@@ -81,7 +81,7 @@ class PriorCache:
         with self._lock:
             if key == self._key and all(c.start <= b.start and b.stop <= c.stop for b, c in zip(box, self._box)):
                 inner = tuple(slice(b.start - c.start, b.stop - c.start) for b, c in zip(box, self._box))
-                return self._prob[(slice(None), *inner)]
+                return self._prob[(..., *inner)]  # one channel (a structure) or all classes
         prob = probabilities_in_box(predictor, volume, box, context_mm, device, overlap, structure)
         prob.flags.writeable = False
         with self._lock:
