@@ -15,8 +15,9 @@
      model alone), each stroke sent with the result of the previous one, as Slicer does.
 3. Latency, warm, end to end over HTTP (``POST /infer``, Slicer's client request) on a 512x512x200 CT
    resampled from the real CT (0.7x0.7x2.0 mm): scribble refinements with Slicer's ROI of 128^3 voxels
-   around the strokes (a new stroke in the same ROI, and a new ROI, each call), and a click (the click
-   model's box is 128 mm: 181x181x64 voxels).
+   around the strokes (a new stroke in the same ROI, and a new ROI, each call, before and after the
+   segmentation model ran on the image, as in Slicer), and a click (the click model's box is 128 mm:
+   181x181x64 voxels).
 
 Prints markdown tables and writes ``interaction.png`` and ``interaction.json`` to ``--out``.
 """
@@ -35,6 +36,7 @@ import nibabel as nib
 import numpy as np
 import requests
 import torch
+from monai.data import MetaTensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from infer_latency import REPO, Server, log, write_ct_sized  # noqa: E402  (bench scripts share one harness)
@@ -45,12 +47,14 @@ import main as radiology  # noqa: E402
 
 from medlabel.continual.store import ModelStore  # noqa: E402
 from medlabel.demo.build import build  # noqa: E402
+from medlabel.interactive.preprocess import in_memory_transforms  # noqa: E402
 from medlabel.interactive.simulate import next_click, next_stroke  # noqa: E402
 from medlabel.interactive.volume import read_volume  # noqa: E402
 from medlabel.io.writer import write_label  # noqa: E402
 from medlabel.kinds.clicks.predictor import ClickPredictor  # noqa: E402
 from medlabel.kinds.scribbles.infer import ScribblesRefiner  # noqa: E402
-from medlabel.kinds.scribbles.prior import probabilities_in_box  # noqa: E402
+from medlabel.kinds.scribbles.prior import answer_in_box  # noqa: E402
+from medlabel.kinds.segmentation.answers import WholeImageAnswer  # noqa: E402
 from medlabel.kinds.scribbles.refinement import refine  # noqa: E402
 from medlabel.kinds.scribbles.request import Scribbles  # noqa: E402
 
@@ -122,6 +126,14 @@ def click_curve(dataset: str, cfg: dict, demo: Path, model_dir: Path, clicks: in
     return curves
 
 
+def whole_image_answer(predictor, volume) -> WholeImageAnswer:
+    """The segmentation model's answer on the whole image, as its infer task leaves it for the scribbles."""
+    image = MetaTensor(torch.from_numpy(np.ascontiguousarray(volume.array, dtype=np.float32))[None],
+                       affine=torch.as_tensor(volume.affine))
+    image = in_memory_transforms(predictor.spec)({"image": image})["image"]
+    return WholeImageAnswer(predictor.probabilities(image, CPU).half(), image.affine.numpy())
+
+
 def scribble_curve(dataset: str, cfg: dict, demo: Path, model_dir: Path, strokes: int) -> list[list[float]]:
     spec = SPECS[cfg["scribbles"]]
     refiner = ScribblesRefiner(ModelStore(model_dir, spec))
@@ -130,8 +142,9 @@ def scribble_curve(dataset: str, cfg: dict, demo: Path, model_dir: Path, strokes
     for image_id in cfg["held_out"]:
         volume = read_volume(str(demo / "studies" / dataset / f"{image_id}.nii.gz"), "image")
         truth = np.asarray(nib.load(demo / "groundtruth" / dataset / f"{image_id}.nii.gz").dataobj) == label_id
+        answer = whole_image_answer(refiner.prior, volume)  # the user ran the model, then scribbles on it
         whole = tuple(slice(0, n) for n in volume.shape)
-        pred = probabilities_in_box(refiner.prior, volume, whole, 0.0, CPU).argmax(0) == label_id
+        pred = answer_in_box(answer, volume, whole).argmax(0) == label_id
         fg, bg, curve = np.zeros(truth.shape, bool), np.zeros(truth.shape, bool), [dice(pred, truth)]
         for _ in range(strokes):
             found = next_stroke(pred, truth)
@@ -139,8 +152,7 @@ def scribble_curve(dataset: str, cfg: dict, demo: Path, model_dir: Path, strokes
                 mask, foreground = found
                 (fg if foreground else bg)[mask] = True
                 request = Scribbles(fg.copy(), bg.copy(), cfg["structure"], pred.copy(), None)
-                prob = lambda box: probabilities_in_box(refiner.prior, volume, box, spec.context_mm, CPU, spec.overlap,  # noqa: E731
-                                                        label_id)
+                prob = lambda box: answer_in_box(answer, volume, box, label_id)  # noqa: E731  (as the server reads it)
                 pred = refine(volume, request, spec, prob, prior_trained=refiner.prior.version > 0).label == 1
             curve.append(dice(pred, truth))
         curves.append(curve)
@@ -157,15 +169,16 @@ def server_latencies(response: requests.Response) -> dict:
     return {}
 
 
-def latency(demo: Path, work: Path, model_dir: Path, repeats: int) -> dict:
+def latency(demo: Path, work: Path, model_dir: Path, repeats: int, cpu_precision: str = "auto") -> dict:
     """Warm end-to-end ``POST /infer`` seconds on a 512x512x200 CT: scribble refinements in a 128^3 ROI and clicks.
 
     Scribbles are timed two ways: a new stroke in the same ROI each call (Slicer's flow: the ROI is placed
     once; the prior model's answer in it is cached) and a new ROI each call (the prior model runs every time).
     """
     big = work / "latency" / "studies" / "ct512.nii.gz"
-    big.parent.mkdir(parents=True)
-    write_ct_sized(demo / "reference" / "lits117_image.nii.gz", big)
+    big.parent.mkdir(parents=True, exist_ok=True)
+    if not big.exists():
+        write_ct_sized(demo / "reference" / "lits117_image.nii.gz", big)
     image = nib.load(big)
     truth_small = np.asarray(nib.load(demo / "reference" / "lits117_labels.nii.gz").dataobj) == 1
     centre = np.argwhere(truth_small).mean(0) * np.asarray(image.shape) / np.asarray(truth_small.shape)
@@ -183,7 +196,8 @@ def latency(demo: Path, work: Path, model_dir: Path, repeats: int) -> dict:
         return [int(v) for a in range(3) for v in (max(0, c[a] + (shift if a == 2 else 0) - 64),
                                                    min(image.shape[a], c[a] + (shift if a == 2 else 0) + 64))]
 
-    conf = {"models": "liver_ct,liver_ct_scribbles,liver_clicks", "model_dir": str(model_dir), "retrain_after": "0"}
+    conf = {"models": "liver_ct,liver_ct_scribbles,liver_clicks", "model_dir": str(model_dir), "retrain_after": "0",
+            "cpu_precision": cpu_precision}
     out = {}
     with Server("latency", REPO / "apps" / "radiology", big.parent, conf, work / "latency.log", start_timeout=600) as server:
         def scribbles(i: int, shift: int) -> requests.Response:
@@ -199,9 +213,16 @@ def latency(demo: Path, work: Path, model_dir: Path, repeats: int) -> dict:
             return requests.post(f"{server.url}/infer/liver_clicks", params={"image": "ct512"},
                                  data={"params": json.dumps(params)}, timeout=600)
 
-        calls = {
+        def segment(i: int) -> requests.Response:
+            return requests.post(f"{server.url}/infer/liver_ct", params={"image": "ct512"},
+                                 data={"params": json.dumps({"result_extension": ".nrrd", "result_dtype": "uint8"})},
+                                 timeout=600)
+
+        calls = {  # in this order: until liver_ct runs on the image, a new ROI runs the prior network in it
             "scribbles, new stroke in the same 128^3 ROI": lambda i: scribbles(i, 0),
             "scribbles, new 128^3 ROI each call": lambda i: scribbles(i, 6 * i),
+            "liver_ct on the whole image": segment,
+            "scribbles, new 128^3 ROI each call, after liver_ct ran on the image": lambda i: scribbles(i, 6 * i + 3),
             "click (box 181x181x64)": click,
         }
         for name, call in calls.items():
@@ -278,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-latency", action="store_true")
     p.add_argument("--latency-only", action="store_true",
                    help="only the latency check, on untrained weights (the same networks, so the same cost)")
+    p.add_argument("--cpu-precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="the server's CPU inference precision (float32: as on a CPU without native bfloat16)")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS))
     p.add_argument("--out", type=Path, default=REPO / "docs")
     p.add_argument("--work", type=Path, default=None)
@@ -289,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}
     args.out.mkdir(parents=True, exist_ok=True)
     if args.latency_only:
-        results["latency"] = latency(demo, work, work / "untrained-models", args.latency_repeats)
+        results["latency"] = latency(demo, work, work / "untrained-models", args.latency_repeats, args.cpu_precision)
         report(results, args.out)
         args.datasets = []
     for dataset in args.datasets:  # the liver first: the latency check uses its trained models
@@ -303,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{dataset}: {json.dumps(results['datasets'][dataset])}")
         report(results, args.out)  # after every stage, so a run stopped by a time limit still reports
         if dataset == "liver-ct" and not args.skip_latency:
-            results["latency"] = latency(demo, work, model_dir, args.latency_repeats)
+            results["latency"] = latency(demo, work, model_dir, args.latency_repeats, args.cpu_precision)
             report(results, args.out)
     print(table(results))
     for name, r in results.get("latency", {}).items():

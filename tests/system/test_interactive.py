@@ -86,13 +86,14 @@ def scribbles_improve_the_models_liver(demo_data, liver_server, slicer_client_cl
         out = read_ijk(result)
         assert out.shape == truth.shape and set(np.unique(out)) <= {0, 1}
         assert params["label_names"] == {"liver": 1} and params["model"] == "liver_ct"
+        assert params["prior"] == "model's answer on the image"  # the liver_ct answer above, not a new run
         current = out == 1
         scores.append(dice(current, truth))
         for mask, foreground in strokes:  # scribbles are hard constraints
             assert (current[mask] == foreground).all()
     print(f"liver Dice: model {scores[0]:.3f}, after 1-3 strokes {[round(s, 3) for s in scores[1:]]}; "
           f"latencies {params['latencies']}")
-    assert (np.diff(scores) > 0.01).all(), scores  # every stroke helps (measured: 0.372, 0.595, 0.672, 0.717)
+    assert (np.diff(scores) > 0.01).all(), scores  # every stroke helps (measured: 0.372, 0.595, 0.671, 0.719)
     assert scores[-1] > scores[0] + 0.25, scores
 
 
@@ -110,7 +111,7 @@ def scribbles_roi_bounds_the_object(demo_data, liver_server, slicer_client_class
     inside = np.zeros(out.shape, bool)
     inside[10:50, 5:45, 20:60] = True
     assert out[~inside].sum() == 0 and out[inside].sum() > 0
-    assert params["roi"] == roi
+    assert params["roi"] == roi and params["prior"] == "model's answer on the image"
 
     # Slicer's flow: the ROI stays and the next stroke is painted in it (the model's answer there is cached)
     current = out == 1
@@ -121,6 +122,7 @@ def scribbles_roi_bounds_the_object(demo_data, liver_server, slicer_client_class
                                                                "selected_label_name": "liver"}, label_in=label_in)
     out = read_ijk(result)
     assert out[~inside].sum() == 0 and (out[second] == foreground).all() and out[mask].all()
+    assert params["prior"] == "cached box"
 
 
 def scribbles_refine_the_tumour_too(demo_data, liver_server, slicer_client_class, tmp_path):

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
-from monai.transforms import LoadImage
+import torch
+from monai.data import MetaTensor
+from monai.transforms import LoadImage, SpatialResample
 
 from medlabel.errors import BadRequest
 
@@ -55,6 +57,20 @@ def crop_affine(affine: np.ndarray, box: Box) -> np.ndarray:
     shift = np.eye(4)
     shift[:3, 3] = [s.start for s in box]
     return np.asarray(affine, dtype=np.float64) @ shift
+
+
+def onto_box(values: torch.Tensor, affine, volume: Volume, box: Box) -> np.ndarray:
+    """(C, *box shape) float32: ``values`` (C, X, Y, Z), on the grid of ``affine``, resampled trilinearly onto
+    the voxels of ``box`` (edge values beyond the grid).
+
+    MONAI's ``align_corners=True`` shifts grids of different sizes against each other by a fraction of a
+    voxel (resampling world coordinates onto a CT box: 0.1 to 0.6 mm off); ``False`` maps them exactly.
+    """
+    resample = SpatialResample(mode="bilinear", padding_mode="border", align_corners=False)
+    out = resample(MetaTensor(values.float(), affine=torch.as_tensor(affine, dtype=torch.float64)),
+                   dst_affine=torch.as_tensor(crop_affine(volume.affine, box)),
+                   spatial_size=tuple(s.stop - s.start for s in box))
+    return np.asarray(out, dtype=np.float32)
 
 
 def read_volume(path: str, what: str, dtype=np.float32) -> Volume:

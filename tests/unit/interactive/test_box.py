@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+import torch
 
 from medlabel.errors import BadRequest
 from medlabel.interactive.box import at_least, box_around, box_from_roi, box_shape, grow, mm_to_voxels
-from medlabel.interactive.volume import Volume, crop_affine
+from medlabel.interactive.volume import Volume, crop_affine, onto_box
 
 
 def test_slicer_roi_is_sorted_clipped_and_exclusive():
@@ -38,3 +39,22 @@ def test_crop_keeps_world_positions():
     np.testing.assert_allclose(crop.affine @ [1, 2, 3, 1], affine @ [3, 5, 7, 1])
     np.testing.assert_allclose(crop_affine(affine, box)[:3, :3], affine[:3, :3])
     assert mm_to_voxels(20.0, volume.spacing_mm) == (25, 25, 8)
+
+
+def world(affine, shape, start=(0, 0, 0)):
+    ijk = np.stack(np.meshgrid(*[np.arange(s, s + n) for s, n in zip(start, shape)], indexing="ij"), 0).reshape(3, -1)
+    return (affine[:3, :3] @ ijk + affine[:3, 3:4]).reshape(3, *shape)
+
+
+def test_values_land_on_the_box_voxels_at_their_world_position():
+    """A model grid (1.5 mm, RAS, other origin) resampled onto a box of a 0.7 x 0.8 x 2.5 mm LPS-like image:
+    a field that holds each voxel's world coordinates must come back as the box voxels' coordinates."""
+    affine = np.diag([-0.7, -0.8, 2.5, 1.0])
+    affine[:3, 3] = [30.0, 20.0, -10.0]
+    volume = Volume(np.zeros((80, 70, 30), np.float32), affine)
+    model = np.diag([1.5, 1.5, 1.5, 1.0])
+    model[:3, 3] = [-40.0, -40.0, -20.0]
+    box = (slice(20, 50), slice(10, 40), slice(5, 20))
+    field = torch.from_numpy(world(model, (60, 60, 70)).astype(np.float32))
+    got = onto_box(field, model, volume, box)
+    assert np.abs(got - world(volume.affine, (30, 30, 15), (20, 10, 5))).max() < 1e-3

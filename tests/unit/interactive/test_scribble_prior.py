@@ -1,11 +1,16 @@
 """The prior in a box as one channel (the structure against its strongest rival): what the refinement reads."""
 
+import os
+
 import numpy as np
 import torch
+from monai.data import MetaTensor
 
 from medlabel.continual.store import ModelStore
 from medlabel.interactive.volume import Volume
-from medlabel.kinds.scribbles.prior import PriorCache, probabilities_in_box, structure_probability
+from medlabel.interactive.preprocess import in_memory_transforms
+from medlabel.kinds.scribbles.prior import PriorCache, answer_in_box, probabilities_in_box, structure_probability
+from medlabel.kinds.segmentation.answers import LastAnswers, WholeImageAnswer
 from medlabel.kinds.scribbles.refinement import refine
 from medlabel.kinds.scribbles.request import Scribbles
 from medlabel.kinds.scribbles.spec import ScribblesSpec
@@ -61,3 +66,35 @@ def test_a_box_inside_the_cached_one_is_cropped_from_it(tmp_path):
         assert np.shares_memory(part, whole)  # cropped, not recomputed
         assert part.shape[-3:] == (12, 6, 10) and part.ndim == (3 if structure else 4)
         assert np.array_equal(part, whole[(..., slice(3, 15), slice(0, 6), slice(2, 12))])
+
+
+def whole_image_answer(predictor, volume):
+    image = MetaTensor(torch.from_numpy(volume.array)[None], affine=torch.as_tensor(volume.affine))
+    image = in_memory_transforms(predictor.spec)({"image": image})["image"]
+    prob = predictor.probabilities(image, torch.device("cpu"), 0.0)
+    return prob, WholeImageAnswer(prob.half(), image.affine.numpy())
+
+
+def test_the_models_whole_image_answer_is_cropped_onto_the_box(tmp_path):
+    predictor, volume = scene(tmp_path)  # the image is on the model's grid: the crop must be exact
+    prob, answer = whole_image_answer(predictor, volume)
+    box = (slice(5, 30), slice(4, 28), slice(3, 15))
+    for structure in (1, 2):
+        got = answer_in_box(answer, volume, box, structure)
+        assert np.abs(got - structure_probability(prob.numpy(), structure)[box]).max() < 2e-3  # float16 kept
+    assert answer_in_box(answer, volume, box).shape == (3, 25, 24, 12)
+
+
+def test_the_kept_answer_is_dropped_when_the_image_file_or_the_weights_change(tmp_path):
+    predictor, volume = scene(tmp_path)
+    image = tmp_path / "image.nii.gz"
+    image.write_bytes(b"stands for the image file")
+    prob, answer = whole_image_answer(predictor, volume)
+    answers = LastAnswers()
+    answers.put(predictor, predictor.version, str(image), prob, answer.affine)
+    assert torch.equal(answers.get(predictor, str(image)).prob, answer.prob)
+    answers.put(predictor, predictor.version + 1, str(image), prob, answer.affine)  # other weights
+    assert answers.get(predictor, str(image)) is None
+    answers.put(predictor, predictor.version, str(image), prob, answer.affine)
+    os.utime(image, ns=(1, 1))  # the file was replaced
+    assert answers.get(predictor, str(image)) is None

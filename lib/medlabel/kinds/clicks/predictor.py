@@ -15,15 +15,14 @@ import torch
 from monai.apps.deepgrow.transforms import AddGuidanceSignald
 from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
-from monai.transforms import SpatialResample
 
 from scribbles.clicks import click_correction
 
 from medlabel.continual.serving import ServingNetwork
 from medlabel.continual.store import ModelStore
 from medlabel.interactive.preprocess import in_memory_transforms, windowed
-from medlabel.interactive.box import at_least, box_around, box_shape
-from medlabel.interactive.volume import Box, Volume, VolumeCache, crop_affine, empty_label
+from medlabel.interactive.box import at_least, box_around
+from medlabel.interactive.volume import Box, Volume, VolumeCache, empty_label, onto_box
 from medlabel.kinds.clicks.network import build_network
 from medlabel.kinds.clicks.spec import ClickSpec
 from medlabel.runtime import autocast
@@ -90,12 +89,9 @@ class ClickPredictor:
         grid = np.asarray(image.affine, dtype=np.float64)
         prob = click_probability(self.network(device), image, to_grid(foreground, crop.affine, grid),
                                  to_grid(background, crop.affine, grid), self.spec, device)
-        resampled = SpatialResample(mode="bilinear", padding_mode="border", align_corners=True)(
-            MetaTensor(prob[None], affine=image.affine), dst_affine=torch.as_tensor(crop_affine(volume.affine, box)),
-            spatial_size=box_shape(box),
-        )
+        resampled = onto_box(prob[None], image.affine, volume, box)[0]
         label = empty_label(volume.shape)
-        label[box] = self.correct(np.asarray(resampled[0]) > 0.5, crop, box, foreground, background)
+        label[box] = self.correct(resampled > 0.5, crop, box, foreground, background)
         return label, box
 
     def correct(self, label: np.ndarray, crop: Volume, box: Box, foreground: Points, background: Points) -> np.ndarray:

@@ -95,6 +95,7 @@ class ScribblesInfer(InferTask):
             "model_version": self.refiner.prior.version,
             "roi": [v for s in result.box for v in (s.start, s.stop)],
             "cut_factor": result.cut_factor,
+            "prior": self.refiner.priors.source,
             "latencies": {
                 "pre": round(t_read - start, 3),
                 "refine": round(t_refine - t_read, 3),

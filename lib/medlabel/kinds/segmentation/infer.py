@@ -9,6 +9,7 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from medlabel.io.resample import probabilities_to_label
 from medlabel.io.writer import write_label
+from medlabel.kinds.segmentation.answers import LAST_ANSWERS
 from medlabel.kinds.segmentation.predictor import Predictor
 from medlabel.runtime import pick_device
 from medlabel.kinds.requests import image_path as requested_image
@@ -48,6 +49,7 @@ class SegmentationInfer(InferTask):
         label = probabilities_to_label(
             prob, image.affine.numpy(), image.meta["original_affine"], tuple(int(s) for s in image.meta["spatial_shape"])
         )
+        LAST_ANSWERS.put(self.predictor, self.predictor.version, image_path, prob, image.affine.numpy())  # for scribbles
         t_restore = time.perf_counter()
         path = write_label(
             label,
