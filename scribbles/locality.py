@@ -7,8 +7,7 @@ within 8 voxels of the new stroke the changes were mostly right (liver 716 right
 away they were a coin toss (2036 right / 3396 wrong), enough to undo a correct stroke's gain (brain's
 fifth stroke: 26 right, 38 wrong). So a proposal is accepted in the connected regions of change that
 touch a stroke the current segmentation disagrees with (the user's new correction), and in regions
-too large to be jitter; elsewhere the current segmentation, with every earlier
-correction, is kept.
+too large to be jitter; elsewhere the current segmentation, with every earlier correction, is kept.
 """
 
 from __future__ import annotations
