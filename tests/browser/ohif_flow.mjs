@@ -1,14 +1,16 @@
 // The OHIF MONAI Label flow in Debian's headless Chromium, driven by playwright-core (no browser download).
 //
 //   node ohif_flow.mjs --server http://127.0.0.1:PORT --out DIR [--label-image SERIES_UID --label-file FILE]
-//                      [--chromium /usr/bin/chromium] [--figure FILE.png]
+//                      [--chromium /usr/bin/chromium] [--figure FILE.png] [--point-prompt SEGMENT]
 //
 // Opens the OHIF build that our server serves at /ohif/, picks the first study of the study list in the
 // "MONAI Label" mode, connects the MONAI Label panel to the server, presses "Update Model" with no final
 // label yet (expects the server's refusal; not with --figure), "Next Sample" (reloads the viewer on the
 // sample's study), "Run" auto-segmentation, and reads back what OHIF shows: the labelmap volume in the page and the CT volume's
 // slice order. Then it submits a final label through the REST API (OHIF's MONAI Label panel has no save
-// button), presses "Update Model" again and checks that training runs, and stops it. Screenshots and
+// button), presses "Update Model" again and checks that training runs, and stops it. With --point-prompt
+// SEGMENT it instead places a point on the viewport in the Point Prompts tab, once connected, and runs the
+// click model. Screenshots and
 // what was read go to DIR; DIR/result.json says what happened at each step. Python (test_ohif.py)
 // compares the labelmap with the server's own inference result.
 
@@ -120,6 +122,49 @@ async function trainingRunning() {
   return r.status === 200 && (await r.json()).status === 'RUNNING';
 }
 
+// Point Prompts (click models, type deepgrow): a foreground point on the viewport for the segment
+// `name`, then "Run"; reads the overlay at the clicked point.
+async function pointPrompt(page, requests, name) {
+  await page.getByText('Point Prompts', { exact: true }).click();
+  await page.locator('tr.clickable-row', { hasText: name }).first().click();
+  // off the centre (a flipped axis would move the answer away), on the slice shown in the first viewport
+  const target = await page.evaluate(() => {
+    const element = document.querySelector('.cornerstone-canvas').closest('[data-viewport-uid]');
+    const { viewport } = window.cornerstone.getEnabledElement(element);
+    const volume = window.cornerstone.cache.getVolumes().find((v) => v.imageIds && v.imageIds.length === v.dimensions[2]);
+    const centre = volume.imageData.worldToIndex(viewport.canvasToWorld([viewport.canvas.clientWidth / 2,
+                                                                         viewport.canvas.clientHeight / 2]));
+    const [x, y] = volume.dimensions;
+    const ijk = [Math.round(centre[0] - x / 4), Math.round(centre[1] - y / 5), Math.round(centre[2])];
+    return viewport.worldToCanvas(volume.imageData.indexToWorld(ijk));
+  });
+  const canvas = await page.locator('.cornerstone-canvas').first().boundingBox();
+  await page.mouse.click(canvas.x + target[0], canvas.y + target[1]);
+  const point = await waitFor('the point annotation', () => page.evaluate(() => {
+    const all = window.cornerstoneTools.annotation.state.getAllAnnotations();
+    const probe = all.filter((a) => a.metadata && a.metadata.toolName === 'ProbeMONAILabel').at(-1);
+    return probe ? Array.from(probe.data.handles.points[0]) : null;
+  }), 60000);
+  await page.locator('button[title="Run PointPrompts"]').click();
+  await notification(page, 'Running Inference for Point Prompts - Successful', 300000);
+  await page.waitForTimeout(1500); // let the viewports render the new labelmap
+  const at = await page.evaluate(([world, segmentName]) => {
+    const seg = window.cornerstoneTools.segmentation.state.getSegmentation('1');
+    const volume = window.cornerstone.cache.getVolume(seg.representationData.Labelmap.volumeId);
+    const ijk = volume.imageData.worldToIndex(world).map(Math.round);
+    const [x, y] = volume.dimensions;
+    const data = volume.voxelManager.getCompleteScalarDataArray();
+    const segment = Number(Object.entries(seg.segments).find(([, v]) => v.label === segmentName)[0]);
+    let near = 0;  // the segment within 2 voxels of the point (5^3 voxels; the click claims 16 mm around it)
+    for (let k = ijk[2] - 2; k <= ijk[2] + 2; k++) for (let j = ijk[1] - 2; j <= ijk[1] + 2; j++)
+      for (let i = ijk[0] - 2; i <= ijk[0] + 2; i++) near += data[i + x * (j + y * k)] === segment ? 1 : 0;
+    return { ijk, value: data[ijk[0] + x * (ijk[1] + y * ijk[2])], segment, near: near / 125,
+             voxels: data.reduce((n, v) => n + (v === segment ? 1 : 0), 0) };
+  }, [point, name]);
+  return { world: point, ...at, infer: requests.filter((r) => r.path.startsWith('/infer/')).at(-1),
+           screenshot: await shot(page, '08-point-prompt.png') };
+}
+
 async function main() {
   const browser = await chromium.launch({ executablePath: args.chromium || '/usr/bin/chromium', args: CHROMIUM_FLAGS });
   const context = await browser.newContext({ viewport: { width: 1600, height: 900 } });
@@ -152,6 +197,12 @@ async function main() {
 
     // 2. connect the panel
     step('connected', { app: await connect(page) });
+    if (args['point-prompt']) {
+      await page.waitForTimeout(1500); // the panel adds its labelmap segmentation a second after connecting
+      step('point prompt', await pointPrompt(page, requests, args['point-prompt']));
+      result.ok = true;
+      return;
+    }
 
     // 3. "Update Model" with no final label: the server refuses, OHIF says so (skipped for the figure,
     //    whose server has labels)
@@ -229,4 +280,4 @@ async function main() {
   process.exit(result.ok ? 0 : 1);
 }
 
-main();
+main().then(() => process.exit(result.ok ? 0 : 1)); // also after the point-prompt flow returns early

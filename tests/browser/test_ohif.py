@@ -28,7 +28,8 @@ CHROMIUM = os.environ.get("MEDLABEL_CHROMIUM", "/usr/bin/chromium")
 SETUP_HINT = "run scripts/install-browser.sh (Debian chromium, npm ci in tests/browser)"
 
 
-def run_flow(server_url: str, out: Path, label_image: str, label_file: Path, timeout: float = 1200) -> dict:
+def run_flow(server_url: str, out: Path, label_image: str, label_file: Path, timeout: float = 1200,
+             point_prompt: str | None = None) -> dict:
     """Runs the browser flow; returns its result.json (raises with the flow's output when it fails)."""
     node = shutil.which("node")
     assert node, f"node is missing: {SETUP_HINT}"
@@ -36,6 +37,8 @@ def run_flow(server_url: str, out: Path, label_image: str, label_file: Path, tim
     assert (HERE / "node_modules" / "playwright-core").is_dir(), f"playwright-core is missing: {SETUP_HINT}"
     command = [node, str(HERE / "ohif_flow.mjs"), "--server", server_url, "--out", str(out), "--chromium", CHROMIUM,
                "--label-image", label_image, "--label-file", str(label_file)]
+    if point_prompt:
+        command += ["--point-prompt", point_prompt]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     result_file = out / "result.json"
     result = json.loads(result_file.read_text()) if result_file.exists() else {}
@@ -132,3 +135,21 @@ def test_ohif_monai_label_flow(orthanc, demo_dicom, demo_data, start_server, sli
     assert status["status"] == "STOPPED", status
     print(f"OHIF flow: {steps['stop training']['t_s']} s in the browser; {mismatch:.3%} voxels differ "
           f"(flipped order: {flipped:.1%}); viewport changed {changed:.1%}")
+
+
+def test_ohif_point_prompts_run_the_click_model(orthanc, demo_dicom, demo_data, start_server, tmp_path):
+    """OHIF's *Point Prompts* tab lists the click model (type ``deepgrow``) and sends the point as a voxel index
+    of the displayed volume; the answer must land where the user clicked, off the centre (a wrong index
+    convention puts it elsewhere: the click correction makes the voxels around the click foreground)."""
+    server = start_server("radiology", orthanc.dicomweb_url, wait=False, models="liver_clicks",
+                          retrain_after="0").wait_ready(timeout=600)
+    labelled_name, labelled = next(iter(demo_dicom.items()))
+    truth = demo_data / "groundtruth" / "liver-ct" / f"{labelled_name}.nii.gz"
+    out = tmp_path / "ohif"
+    print(f"\nOHIF screenshots and readings: {out}")
+    steps = {s["step"]: s for s in run_flow(server.url, out, labelled.series_uid, truth, point_prompt="liver")["steps"]}
+    point = steps["point prompt"]
+    assert point["infer"]["path"].startswith("/infer/liver_clicks") and point["infer"]["status"] == 200, point
+    assert point["value"] == point["segment"] and point["near"] == 1.0 and point["voxels"] > 0, point
+    print(f"OHIF point prompt at {point['ijk']}: {point['voxels']} voxels of segment {point['segment']}, "
+          f"{point['near']:.0%} of the 5^3 voxels around the point")
