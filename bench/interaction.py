@@ -172,8 +172,10 @@ def server_latencies(response: requests.Response) -> dict:
 def latency(demo: Path, work: Path, model_dir: Path, repeats: int, cpu_precision: str = "auto") -> dict:
     """Warm end-to-end ``POST /infer`` seconds on a 512x512x200 CT: scribble refinements in a 128^3 ROI and clicks.
 
-    Scribbles are timed two ways: a new stroke in the same ROI each call (Slicer's flow: the ROI is placed
-    once; the prior model's answer in it is cached) and a new ROI each call (the prior model runs every time).
+    Scribbles are timed as a new stroke in the same ROI each call (Slicer's flow: the ROI is placed once; the
+    prior model's answer in it is cached) and a new ROI each call: first with the prior network running in
+    the ROI, then after ``liver_ct`` segmented the whole image (its answer is cropped, as in Slicer's flow of
+    running the model before scribbling).
     """
     big = work / "latency" / "studies" / "ct512.nii.gz"
     big.parent.mkdir(parents=True, exist_ok=True)
