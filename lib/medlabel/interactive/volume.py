@@ -109,6 +109,13 @@ def read_label(path: str, what: str) -> Volume:
     return Volume(array, affine)
 
 
+def file_key(path: str) -> tuple[str, int, int]:
+    """A file as it is now (real path, size, modification time): what caches of what was read from it key on,
+    so that a replaced or rewritten file is read again."""
+    stat = os.stat(path)
+    return os.path.realpath(path), stat.st_size, stat.st_mtime_ns
+
+
 class VolumeCache:
     """The last ``size`` images read, so repeated clicks on one image do not reload it."""
 
@@ -118,8 +125,7 @@ class VolumeCache:
         self._lock = threading.Lock()
 
     def get(self, path: str) -> Volume:
-        stat = os.stat(path)
-        key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+        key = file_key(path)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)

@@ -98,6 +98,7 @@ class ClickPredictor:
         """The network's label in the box with every click's geodesic neighbourhood set to the click's class
         (``scribbles.clicks``): a briefly trained network hardly follows correction clicks, the user does."""
         start = np.asarray([s.start for s in box])
-        return click_correction(label, windowed(crop.array, self.spec.intensity), (np.asarray(foreground).reshape(-1, 3) - start).tolist(),
+        return click_correction(label, windowed(crop.array, self.spec.intensity),
+                                (np.asarray(foreground).reshape(-1, 3) - start).tolist(),
                                 (np.asarray(background).reshape(-1, 3) - start).tolist(), crop.spacing_mm,
                                 self.spec.click_radius_mm, self.spec.click_edge_weight)

@@ -9,7 +9,6 @@ image (Slicer: run the model, then scribble), its answer is cropped instead of r
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 from monai.data import MetaTensor
 
 from medlabel.interactive.box import grow, mm_to_voxels
-from medlabel.interactive.volume import Box, Volume, crop_affine, onto_box
+from medlabel.interactive.volume import Box, Volume, crop_affine, file_key, onto_box
 from medlabel.interactive.preprocess import in_memory_transforms
 from medlabel.kinds.segmentation.answers import LAST_ANSWERS, WholeImageAnswer
 from medlabel.kinds.segmentation.predictor import Predictor
@@ -97,9 +96,8 @@ class PriorCache:
             device: torch.device, overlap: float, structure: int | None = None) -> np.ndarray:
         predictor.network(device)  # picks up newly promoted weights before the stamp is read
         answer = LAST_ANSWERS.get(predictor, image_path)
-        stat = os.stat(image_path)
-        key = (os.path.realpath(image_path), stat.st_size, stat.st_mtime_ns, predictor.store.serving_stamp(),
-               context_mm, str(device), overlap, structure, id(answer))
+        key = (file_key(image_path), predictor.store.serving_stamp(), context_mm, str(device), overlap, structure,
+               id(answer))
         with self._lock:
             if key == self._key and all(c.start <= b.start and b.stop <= c.stop for b, c in zip(box, self._box)):
                 inner = tuple(slice(b.start - c.start, b.stop - c.start) for b, c in zip(box, self._box))

@@ -10,13 +10,13 @@ refinement crops them while the image file and the serving weights are the ones 
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from medlabel.interactive.volume import file_key
 from medlabel.kinds.segmentation.predictor import Predictor
 
 
@@ -26,11 +26,6 @@ class WholeImageAnswer:
 
     prob: torch.Tensor  # (C, X, Y, Z) float16, CPU
     affine: np.ndarray  # model-grid voxel index -> RAS mm
-
-
-def _file_key(image_path: str) -> tuple[str, int, int]:
-    stat = os.stat(image_path)
-    return os.path.realpath(image_path), stat.st_size, stat.st_mtime_ns
 
 
 class LastAnswers:
@@ -44,13 +39,13 @@ class LastAnswers:
         """Keeps ``prob`` (C, X, Y, Z) on the grid of ``affine``, computed by the weights of ``version``."""
         answer = WholeImageAnswer(prob.detach().to("cpu", torch.float16), np.asarray(affine, dtype=np.float64))
         with self._lock:
-            self._answers[str(predictor.store.root)] = ((_file_key(image_path), version), answer)
+            self._answers[str(predictor.store.root)] = ((file_key(image_path), version), answer)
 
     def get(self, predictor: Predictor, image_path: str) -> WholeImageAnswer | None:
         """The answer for this image file as it is now, from the weights ``predictor`` serves, if kept."""
         with self._lock:
             kept = self._answers.get(str(predictor.store.root))
-        if kept is None or kept[0] != (_file_key(image_path), predictor.version):
+        if kept is None or kept[0] != (file_key(image_path), predictor.version):
             return None
         return kept[1]
 
